@@ -1,0 +1,18 @@
+"""A multi-region Linkerd mesh on DigitalOcean: config -> mesh -> stack outputs."""
+
+import pulumi
+
+from components.config import load_config
+from components.mesh import build_mesh
+
+config, digitalocean_token = load_config()
+mesh = build_mesh(config, digitalocean_token)
+
+pulumi.export("clusters", mesh.clusters)
+pulumi.export("kubeconfigs", mesh.kubeconfigs)
+pulumi.export("trustAnchorPem", mesh.trust_anchor_pem)
+pulumi.export("issuerExpiry", mesh.issuer_expiry)
+pulumi.export("gatewayAddresses", mesh.gateway_addresses)
+pulumi.export("mirroredServices", mesh.mirrored_services)
+pulumi.export("links", mesh.links)
+pulumi.export("exports", mesh.exports)

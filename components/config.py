@@ -1,0 +1,359 @@
+"""The stack configuration: parsed once into typed objects and validated as a whole.
+
+Every problem is collected with its key path and what is allowed, and reported in one
+`pulumi.RunError` (which Pulumi prints without a traceback) before any resource exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+from pulumi_digitalocean import DropletSlug, Region
+
+# Cluster names become Kubernetes object names and label values in other clusters
+# (`linkerd-service-mirror-<name>`, `cluster-credentials-<name>`, `<service>-<name>`), so they
+# must be DNS-1123 labels short enough to leave room for those prefixes and suffixes.
+MAX_CLUSTER_NAME_LENGTH = 24
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Linkerd's open-source charts are published per edge release: chart 20YY.M.N for edge-YY.M.N.
+CHART_VERSION = re.compile(r"^20\d\d\.(1[0-2]|[1-9])\.[1-9]\d*$")
+KUBERNETES_VERSION_PREFIX = re.compile(r"^1\.\d+(\.\d+)?$")
+EXPORT_MODES = ("gateway", "remote-discovery")
+# Linkerd's high-availability values need one control-plane replica per node.
+HA_MIN_NODES = 3
+# `linkerd check` warns once a certificate has fewer than 60 days left.
+LINKERD_CHECK_WARNING_HOURS = 60 * 24
+
+KNOWN_REGIONS = frozenset(region.value for region in Region)
+KNOWN_SIZES = frozenset(size.value for size in DropletSlug)
+# DOKS refuses node sizes under 2 GB of memory.
+TOO_SMALL_FOR_DOKS = frozenset({"s-1vcpu-512mb-10gb", "s-1vcpu-1gb", "s-1vcpu-1gb-amd", "s-1vcpu-1gb-intel"})
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    region: str
+    node_size: str
+    node_count: int
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """`source` mirrors the services that `target` exports, through `target`'s gateway."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    cluster: str
+    namespace: str
+    service: str
+    mode: str = "gateway"
+
+
+@dataclass(frozen=True)
+class LinkerdSpec:
+    version: str = "2026.6.3"
+    high_availability: bool = False
+    # Source ranges allowed to reach the multicluster gateway; empty means anywhere.
+    gateway_source_ranges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    anchor_validity_hours: int = 10 * 365 * 24
+    issuer_validity_hours: int = 8760
+    issuer_renew_before_hours: int = LINKERD_CHECK_WARNING_HOURS
+    # One issuer for all clusters (the seed's way) instead of one per cluster.
+    shared_issuer: bool = False
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    clusters: Mapping[str, ClusterSpec]
+    kubernetes_version: str
+    links: tuple[LinkSpec, ...]
+    exports: tuple[ExportSpec, ...]
+    linkerd: LinkerdSpec = field(default_factory=LinkerdSpec)
+    identity: IdentitySpec = field(default_factory=IdentitySpec)
+    demo: bool = False
+    mirror_timeout_seconds: int = 300
+
+    def gateway_clusters(self) -> list[str]:
+        """Clusters something links to: only they need a multicluster gateway."""
+        return sorted({link.target for link in self.links})
+
+    def link_targets(self, source: str) -> list[str]:
+        return [link.target for link in self.links if link.source == source]
+
+
+class _Problems:
+    """Collects every problem with the key path it belongs to."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str, namespace: Optional[str] = None) -> None:
+        self.items.append(f"{namespace or self.namespace}:{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            listed = "\n".join(f"  - {item}" for item in self.items)
+            raise pulumi.RunError(f"invalid stack configuration ({len(self.items)} problems):\n{listed}")
+
+
+def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: Mapping[str, Any]) -> dict:
+    """A mapping whose keys are all known; a typo must not silently fall back to a default."""
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping with keys {', '.join(allowed)}")
+        return {}
+    for key in value:
+        if key not in allowed:
+            problems.add(f"{path}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
+    if key not in entry:
+        if required:
+            problems.add(f"{path}.{key}", "is required")
+        return default
+    message = check(entry[key])
+    if message:
+        problems.add(f"{path}.{key}", message)
+        return default
+    return entry[key]
+
+
+def _positive_int(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a positive integer, got {value!r}"
+    return None
+
+
+def _boolean(value: Any) -> Optional[str]:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _dns_label(value: Any, max_length: int = 63) -> Optional[str]:
+    if not isinstance(value, str) or not DNS_LABEL.match(value):
+        return f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', starting with a letter)"
+    if len(value) > max_length:
+        return f"{value!r} is longer than {max_length} characters"
+    return None
+
+
+def _region(value: Any) -> Optional[str]:
+    if value not in KNOWN_REGIONS:
+        return f"unknown DigitalOcean region {value!r}; allowed: {', '.join(sorted(KNOWN_REGIONS))}"
+    return None
+
+
+def _node_size(value: Any) -> Optional[str]:
+    if value not in KNOWN_SIZES:
+        return f"unknown droplet size slug {value!r}; see `doctl kubernetes options sizes` (e.g. s-4vcpu-8gb, s-8vcpu-16gb)"
+    if value in TOO_SMALL_FOR_DOKS:
+        return f"{value!r} is too small for DOKS; use at least s-1vcpu-2gb"
+    return None
+
+
+def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
+    if not isinstance(raw, dict) or not raw:
+        problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}")
+        return {}
+    clusters: dict[str, ClusterSpec] = {}
+    for name, settings in raw.items():
+        path = f"clusters.{name}"
+        name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
+        if name_problem:
+            problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
+        entry = _expect_mapping(settings, path, problems, {"region": 0, "nodeSize": 0, "nodeCount": 0})
+        region = _read(entry, "region", path, problems, _region, required=True)
+        size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
+        count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
+        if not name_problem:
+            clusters[name] = ClusterSpec(name=name, region=region, node_size=size, node_count=count)
+    return clusters
+
+
+def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
+    if not isinstance(raw, list):
+        problems.add("links", "must be a list of {from, to}")
+        return ()
+    links: list[LinkSpec] = []
+    for index, item in enumerate(raw):
+        path = f"links[{index}]"
+        entry = _expect_mapping(item, path, problems, {"from": 0, "to": 0})
+        ends = {}
+        for key in ("from", "to"):
+            value = _read(entry, key, path, problems, lambda v: None, required=True)
+            if value is not None and value not in clusters:
+                problems.add(f"{path}.{key}", f"unknown cluster {value!r}; clusters: {', '.join(clusters) or 'none'}")
+                value = None
+            ends[key] = value
+        if ends.get("from") is None or ends.get("to") is None:
+            continue
+        link = LinkSpec(source=ends["from"], target=ends["to"])
+        if link.source == link.target:
+            problems.add(path, f"a cluster cannot link to itself ({link.source!r})")
+        elif link in links:
+            problems.add(path, f"duplicate link {link.source} -> {link.target}")
+        else:
+            links.append(link)
+    return tuple(links)
+
+
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], problems: _Problems) -> tuple[ExportSpec, ...]:
+    if not isinstance(raw, list):
+        problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
+        return ()
+    targets = {link.target for link in links}
+    exports: list[ExportSpec] = []
+    for index, item in enumerate(raw):
+        path = f"exports[{index}]"
+        entry = _expect_mapping(item, path, problems, {"cluster": 0, "namespace": 0, "service": 0, "mode": 0})
+        cluster = _read(entry, "cluster", path, problems, lambda v: None, required=True)
+        namespace = _read(entry, "namespace", path, problems, _dns_label, required=True)
+        # The mirror is named `<service>-<cluster>`, itself a DNS-1035 label.
+        service = _read(entry, "service", path, problems, lambda v: _dns_label(v, 62 - len(str(cluster))), required=True)
+        mode = _read(entry, "mode", path, problems, lambda v: None if v in EXPORT_MODES else f"must be one of {', '.join(EXPORT_MODES)}", default="gateway")
+        if cluster is not None and cluster not in targets:
+            problems.add(f"{path}.cluster", f"nobody links to {cluster!r}, so nothing would mirror this export; clusters linked to: {', '.join(sorted(targets)) or 'none'}")
+            continue
+        if None in (namespace, service, mode):
+            continue
+        export = ExportSpec(cluster=cluster, namespace=namespace, service=service, mode=mode)
+        if export in exports:
+            problems.add(path, f"duplicate export {namespace}/{service} of {cluster}")
+        else:
+            exports.append(export)
+    return tuple(exports)
+
+
+def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> LinkerdSpec:
+    default = LinkerdSpec()
+    entry = _expect_mapping(raw, "linkerd", problems, {"version": 0, "highAvailability": 0, "gatewaySourceRanges": 0})
+
+    def chart_version(value: Any) -> Optional[str]:
+        if not isinstance(value, str) or not CHART_VERSION.match(value):
+            return f"must be a Linkerd edge chart version like {default.version!r} (20YY.M.N for edge-YY.M.N), got {value!r}"
+        return None
+
+    def source_ranges(value: Any) -> Optional[str]:
+        import ipaddress  # only needed when ranges are configured
+
+        if not isinstance(value, list):
+            return "must be a list of CIDR ranges"
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except (TypeError, ValueError):
+                return f"{cidr!r} is not a CIDR range like 203.0.113.0/24"
+        return None
+
+    version = _read(entry, "version", "linkerd", problems, chart_version, default.version)
+    ha = _read(entry, "highAvailability", "linkerd", problems, _boolean, default.high_availability)
+    ranges = _read(entry, "gatewaySourceRanges", "linkerd", problems, source_ranges, [])
+    if ha:
+        for name, cluster in clusters.items():
+            if cluster.node_count is not None and cluster.node_count < HA_MIN_NODES:
+                problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} nodes (one control-plane replica per node), got {cluster.node_count}")
+    return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
+
+
+def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
+    default = IdentitySpec()
+    entry = _expect_mapping(raw, "identity", problems, {"anchorValidityHours": 0, "issuerValidityHours": 0, "issuerRenewBeforeHours": 0, "sharedIssuer": 0})
+    anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
+    issuer = _read(entry, "issuerValidityHours", "identity", problems, _positive_int, default.issuer_validity_hours)
+    renew = _read(entry, "issuerRenewBeforeHours", "identity", problems, _positive_int, default.issuer_renew_before_hours)
+    shared = _read(entry, "sharedIssuer", "identity", problems, _boolean, default.shared_issuer)
+    if issuer <= LINKERD_CHECK_WARNING_HOURS:
+        problems.add("identity.issuerValidityHours", f"must be more than {LINKERD_CHECK_WARNING_HOURS} hours (60 days; `linkerd check` warns below that), got {issuer}")
+    if issuer >= anchor:
+        problems.add("identity.issuerValidityHours", f"the issuer must expire before the trust anchor ({anchor} hours), got {issuer}")
+    if renew >= issuer:
+        problems.add("identity.issuerRenewBeforeHours", f"the renewal window must be shorter than the issuer's lifetime ({issuer} hours), got {renew}")
+    return IdentitySpec(anchor_validity_hours=anchor, issuer_validity_hours=issuer, issuer_renew_before_hours=renew, shared_issuer=shared)
+
+
+def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool) -> MeshConfig:
+    """Build the typed config from the stack's values (already YAML-decoded) or raise RunError."""
+    problems = _Problems(namespace)
+    known = {"clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "mirrorTimeoutSeconds"}
+    for key in values:
+        if key not in known:
+            problems.add(key, f"unknown key; allowed: {', '.join(sorted(known))}")
+    if not token_available:
+        problems.add("token", "no DigitalOcean token: set DIGITALOCEAN_TOKEN or `pulumi config set --secret digitalocean:token`", namespace="digitalocean")
+    clusters = _parse_clusters(values.get("clusters"), problems)
+
+    def version_prefix(value: Any) -> Optional[str]:
+        if not isinstance(value, str) or not KUBERNETES_VERSION_PREFIX.match(value):
+            return f"must be a Kubernetes version prefix like \"1.33\" (a string), got {value!r}"
+        # Linkerd 2.20's charts need Kubernetes 1.31 or newer.
+        if int(value.split(".")[1]) < 31:
+            return f"Linkerd needs Kubernetes 1.31 or newer, got {value!r}"
+        return None
+
+    kubernetes_version = _read(values, "kubernetesVersion", "", problems, version_prefix, "1.33")
+    links = _parse_links(values.get("links", []), clusters, problems)
+    exports = _parse_exports(values.get("exports", []), links, problems)
+    linkerd = _parse_linkerd(values.get("linkerd", {}), clusters, problems)
+    identity = _parse_identity(values.get("identity", {}), problems)
+    demo = _read(values, "demo", "", problems, _boolean, False)
+    timeout = _read(values, "mirrorTimeoutSeconds", "", problems, _positive_int, 300)
+    problems.raise_if_any()
+    return MeshConfig(
+        clusters=clusters,
+        kubernetes_version=kubernetes_version,
+        links=links,
+        exports=exports,
+        linkerd=linkerd,
+        identity=identity,
+        demo=demo,
+        mirror_timeout_seconds=timeout,
+    )
+
+
+# Config values arrive as strings (structured ones JSON-encoded); this one stays a string
+# because "1.33" would otherwise become the number 1.33.
+TEXT_KEYS = ("kubernetesVersion",)
+
+
+def _namespace_values(namespace: str) -> dict[str, Any]:
+    """Every config value of our namespace, so that a misspelt key is reported, not ignored."""
+    raw = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    values: dict[str, Any] = {}
+    prefix = f"{namespace}:"
+    for full_key, text in raw.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix):]
+        if key in TEXT_KEYS:
+            values[key] = text
+            continue
+        try:
+            values[key] = json.loads(text)
+        except (TypeError, ValueError):
+            values[key] = text
+    return values
+
+
+def load_config() -> tuple[MeshConfig, pulumi.Output[str]]:
+    """Read this stack's config; returns it with the DigitalOcean token as a secret Output."""
+    namespace = pulumi.get_project()
+    values = _namespace_values(namespace)
+    token = pulumi.Config("digitalocean").get_secret("token")
+    env_token = os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")
+    mesh = parse_config(values, namespace, token_available=token is not None or bool(env_token))
+    return mesh, token if token is not None else pulumi.Output.secret(env_token)

@@ -1,0 +1,94 @@
+"""The mesh's identity: one trust anchor (root CA) and the issuers (intermediate CAs) it signs.
+
+Linkerd accepts ECDSA P-256 issuers signed with ECDSA-SHA256 and marked as CAs; every cluster
+of one mesh must trust the same anchor, or cross-cluster mTLS fails. pulumi-tls's ECDSA default
+is P-224, so the curve is always set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_tls as tls
+
+from components.config import IdentitySpec
+
+TRUST_ANCHOR_COMMON_NAME = "root.linkerd.cluster.local"
+ISSUER_COMMON_NAME = "identity.linkerd.cluster.local"
+CA_USES = ["cert_signing", "crl_signing"]
+SHARED_ISSUER = "shared"
+
+
+@dataclass(frozen=True)
+class MeshIdentityArgs:
+    spec: IdentitySpec
+    cluster_names: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Issuer:
+    cert_pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]  # secret
+    expires_at: pulumi.Output[str]
+
+
+def _p256_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
+    return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=pulumi.ResourceOptions(parent=parent))
+
+
+class MeshIdentity(pulumi.ComponentResource):
+    """`issuers[cluster]` is that cluster's issuer; with a shared issuer, all are the same one."""
+
+    trust_anchor_pem: pulumi.Output[str]
+    issuers: dict[str, Issuer]
+
+    def __init__(self, name: str, args: MeshIdentityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("linkerd-mesh:index:MeshIdentity", name, None, opts)
+        spec = args.spec
+        anchor_key = _p256_key("trust-anchor-key", self)
+        # No early renewal: a new anchor would break every link until all clusters trust it.
+        # Rotating it is a deliberate procedure (see the README).
+        anchor = tls.SelfSignedCert(
+            "trust-anchor",
+            private_key_pem=anchor_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=TRUST_ANCHOR_COMMON_NAME),
+            validity_period_hours=spec.anchor_validity_hours,
+            is_ca_certificate=True,
+            allowed_uses=CA_USES,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.trust_anchor_pem = anchor.cert_pem
+        owners = [SHARED_ISSUER] if spec.shared_issuer else list(args.cluster_names)
+        minted = {owner: self._issuer(owner, anchor_key, anchor, spec) for owner in owners}
+        self.issuers = {cluster: minted[SHARED_ISSUER if spec.shared_issuer else cluster] for cluster in args.cluster_names}
+        self.register_outputs(
+            {
+                "trust_anchor_pem": self.trust_anchor_pem,
+                "issuer_expiry": {cluster: issuer.expires_at for cluster, issuer in self.issuers.items()},
+            }
+        )
+
+    def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec) -> Issuer:
+        key = _p256_key(f"issuer-key-{owner}", self)
+        request = tls.CertRequest(
+            f"issuer-request-{owner}",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=ISSUER_COMMON_NAME),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        cert = tls.LocallySignedCert(
+            f"issuer-{owner}",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=anchor_key.private_key_pem,
+            ca_cert_pem=anchor.cert_pem,
+            validity_period_hours=spec.issuer_validity_hours,
+            # `pulumi up` re-issues the certificate once it is inside this window; the new
+            # certificate reaches the control plane through its Helm values.
+            early_renewal_hours=spec.issuer_renew_before_hours,
+            is_ca_certificate=True,
+            allowed_uses=CA_USES,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return Issuer(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem), expires_at=cert.validity_end_time)

@@ -1,0 +1,92 @@
+"""One link `source -> target`, applied in `source`: what its service-mirror controller needs to
+reach `target` (Linkerd 2.18+ model, the objects `linkerd multicluster link-gen` produces)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components.cluster import kubeconfig_yaml
+from components.linkerd import LINKERD_NAMESPACE
+from components.multicluster import MULTICLUSTER_NAMESPACE
+
+LINK_API_VERSION = "multicluster.linkerd.io/v1alpha3"
+GATEWAY_PORT = "4143"
+GATEWAY_IDENTITY = "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local"
+PROBE_SPEC = {"path": "/ready", "port": "4191", "period": "3s", "failureThreshold": "3", "timeout": "30s"}
+EXPORTED_LABEL = "mirror.linkerd.io/exported"
+# Label values of an exported service: mirrored through the gateway, or discovered directly.
+EXPORT_LABEL_VALUES = {"gateway": "true", "remote-discovery": "remote-discovery"}
+FEDERATED_SELECTOR = {"matchLabels": {"mirror.linkerd.io/federated": "member"}}
+CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
+CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
+
+
+def credentials_secret_name(target: str) -> str:
+    return f"cluster-credentials-{target}"
+
+
+@dataclass(frozen=True)
+class LinkArgs:
+    source_provider: kubernetes.Provider
+    target: str
+    target_endpoint: pulumi.Input[str]
+    target_ca_certificate: pulumi.Input[str]  # base64 PEM, as DOKS returns it
+    target_token: pulumi.Input[str]  # secret: the target's remote-access service account token
+    target_gateway_address: pulumi.Input[str]
+    # The source's multicluster release: it installs the Link CRD and the controller for this link.
+    source_multicluster: pulumi.Resource
+
+
+def link_spec(target: str, gateway_address: str) -> dict:
+    return {
+        "targetClusterName": target,
+        "targetClusterDomain": "cluster.local",
+        "targetClusterLinkerdNamespace": LINKERD_NAMESPACE,
+        "clusterCredentialsSecret": credentials_secret_name(target),
+        "gatewayAddress": gateway_address,
+        "gatewayPort": GATEWAY_PORT,
+        "gatewayIdentity": GATEWAY_IDENTITY,
+        "probeSpec": PROBE_SPEC,
+        # An empty selector mirrors nothing: select what the target exports.
+        "selector": {"matchLabels": {EXPORTED_LABEL: EXPORT_LABEL_VALUES["gateway"]}},
+        "remoteDiscoverySelector": {"matchLabels": {EXPORTED_LABEL: EXPORT_LABEL_VALUES["remote-discovery"]}},
+        "federatedServiceSelector": FEDERATED_SELECTOR,
+    }
+
+
+class ClusterLink(pulumi.ComponentResource):
+    link: kubernetes.apiextensions.CustomResource
+
+    def __init__(self, name: str, args: LinkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("linkerd-mesh:index:ClusterLink", name, None, opts)
+        target = args.target
+        in_source = pulumi.ResourceOptions(parent=self, provider=args.source_provider, depends_on=[args.source_multicluster])
+        kubeconfig = pulumi.Output.all(args.target_endpoint, args.target_ca_certificate, args.target_token).apply(
+            lambda parts: kubeconfig_yaml(target, parts[0], parts[1], parts[2])
+        )
+        data = {"kubeconfig": pulumi.Output.secret(kubeconfig.apply(lambda text: base64.b64encode(text.encode()).decode()))}
+        secrets = [
+            kubernetes.core.v1.Secret(
+                f"{name}-credentials-{namespace}",
+                metadata=kubernetes.meta.v1.ObjectMetaArgs(name=credentials_secret_name(target), namespace=namespace, labels=labels),
+                type=CREDENTIALS_SECRET_TYPE,
+                data=data,
+                opts=in_source,
+            )
+            # The copy in the control plane's namespace, labelled with the cluster's name, is
+            # what the destination controller reads for remote-discovery exports.
+            for namespace, labels in ((MULTICLUSTER_NAMESPACE, None), (LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: target}))
+        ]
+        self.link = kubernetes.apiextensions.CustomResource(
+            f"link-{name}",
+            api_version=LINK_API_VERSION,
+            kind="Link",
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name=target, namespace=MULTICLUSTER_NAMESPACE),
+            spec=pulumi.Output.from_input(args.target_gateway_address).apply(lambda address: link_spec(target, address)),
+            opts=pulumi.ResourceOptions.merge(in_source, pulumi.ResourceOptions(depends_on=secrets)),
+        )
+        self.register_outputs({"link_name": target, "gateway_address": args.target_gateway_address})

@@ -1,0 +1,188 @@
+"""Runs Pulumi code under mocks and records what the engine would have been asked to do.
+
+The stock MockMonitor keeps only each resource's state; the engine also sees dependencies,
+the provider, the parent and options such as ignoreChanges, and it marks
+`additionalSecretOutputs` (and outputs whose same-named input was secret) as secret. This
+monitor does the same, so tests can assert ordering and secrecy the way a real run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.sync_await import _sync_await
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["name"]
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    inputs: dict
+    state: dict
+    parent: str
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    ignore_changes: list[str]
+    additional_secret_outputs: list[str]
+    custom: bool
+    read: bool = False
+    options: dict = field(default_factory=dict)
+
+
+def _secret_keys(inputs: dict, additional: list[str]) -> set[str]:
+    return set(additional) | {key for key, value in inputs.items() if rpc.is_rpc_secret(value)}
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, fakes: mocks.Mocks):
+        super().__init__(fakes)
+        self.registrations: dict[str, Registration] = {}
+
+    def _record(self, request, urn: str, inputs: dict, state: dict, read: bool) -> dict:
+        secret = _secret_keys(inputs, list(getattr(request, "additionalSecretOutputs", [])))
+        state = {key: rpc.wrap_rpc_secret(value) if key in secret and not rpc.is_rpc_secret(value) else value for key, value in state.items()}
+        self.registrations[urn] = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            inputs=inputs,
+            state=state,
+            parent=request.parent,
+            provider=request.provider,
+            dependencies=list(getattr(request, "dependencies", [])),
+            property_dependencies={key: list(deps.urns) for key, deps in getattr(request, "propertyDependencies", {}).items()},
+            ignore_changes=list(getattr(request, "ignoreChanges", [])),
+            additional_secret_outputs=list(getattr(request, "additionalSecretOutputs", [])),
+            custom=getattr(request, "custom", True),
+            read=read,
+            options={
+                "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
+                "customTimeouts": getattr(request, "customTimeouts", None),
+                "replaceOnChanges": list(getattr(request, "replaceOnChanges", [])),
+            },
+        )
+        return state
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        mocks._ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        args = mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=inputs,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        id_, state = self.mocks.new_resource(args)
+        state = self._record(request, urn, inputs, state, read=False)
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+    def ReadResource(self, request):
+        mocks._ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.properties)
+        args = mocks.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs, provider=request.provider, resource_id=request.id)
+        id_, state = self.mocks.new_resource(args)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        state = self._record(request, urn, inputs, state, read=True)
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=obj)
+
+    # Queries used by the tests.
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.type == type_]
+
+    def named(self, type_: str, name: str) -> Registration:
+        matches = [r for r in self.of_type(type_) if r.name == name]
+        assert len(matches) == 1, f"expected one {type_} named {name}, got {[r.name for r in self.of_type(type_)]}"
+        return matches[0]
+
+    def ancestors_and_deps(self, urn: str) -> set[str]:
+        """Everything `urn` waits for: its dependencies, transitively, through components too."""
+        seen: set[str] = set()
+        todo = [urn]
+        while todo:
+            current = self.registrations.get(todo.pop())
+            if current is None:
+                continue
+            for dep in current.dependencies + [d for deps in current.property_dependencies.values() for d in deps]:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+                    # Depending on a component means depending on all of its children.
+                    todo.extend(r.urn for r in self.registrations.values() if r.parent == dep and r.urn not in seen)
+        return seen
+
+
+def unwrap(value: Any) -> Any:
+    """A recorded value with every secret wrapper removed."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """The stack file's config as the Pulumi CLI hands it to the program: objects JSON-encoded."""
+    raw = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text()).get("config", {})
+    encoded = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            encoded[key] = value
+        else:
+            encoded[key] = json.dumps(value)
+    return encoded
+
+
+@dataclass
+class Run:
+    monitor: RecordingMonitor
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+
+def run(fakes: mocks.Mocks, program: Callable[[], Any], config: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False) -> Run:
+    """Run `program` under `fakes` with a fresh stack; returns what was registered and exported."""
+    pulumi.runtime.set_all_config(config or {}, [])
+    ROOT.set(None)
+    monitor = RecordingMonitor(fakes)
+    mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+    outputs: dict[str, Any] = {}
+    secret: set[str] = set()
+    for name, value in ROOT.get().outputs.items():
+        output = pulumi.Output.from_input(value)
+        outputs[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secret.add(name)
+    return Run(monitor=monitor, outputs=outputs, secret_outputs=secret)
+
+
+def run_main(fakes: mocks.Mocks, stack: str = "west-east", config: Optional[dict[str, str]] = None, **kwargs) -> Run:
+    """Run the real `__main__.py` with the config of `Pulumi.<stack>.yaml` (overridable)."""
+    merged = {**stack_config(stack), **(config or {})}
+    return run(fakes, lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), merged, stack=stack, **kwargs)
