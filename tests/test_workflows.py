@@ -168,6 +168,7 @@ def test_deploy_runs_after_the_tests_in_one_environment_per_stack_never_overlapp
     assert (environment["name"] if isinstance(environment, dict) else environment) == MATRIX_STACK
     assert job["concurrency"]["group"] == f"deploy-{MATRIX_STACK}"
     assert job["concurrency"]["cancel-in-progress"] is False
+    assert job["if"] == "github.ref == 'refs/heads/main'", "a manual run from another branch must not deploy"
     needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
     assert any(workflow["jobs"][need].get("uses") == "./.github/workflows/test.yml" for need in needs)
 
