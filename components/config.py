@@ -123,13 +123,15 @@ def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: Mapping
 
 
 def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
+    """entry[key] if it passes `check`; otherwise the problem is recorded and `default` returned."""
+    key_path = f"{path}.{key}" if path else key
     if key not in entry:
         if required:
-            problems.add(f"{path}.{key}", "is required")
+            problems.add(key_path, "is required")
         return default
     message = check(entry[key])
     if message:
-        problems.add(f"{path}.{key}", message)
+        problems.add(key_path, message)
         return default
     return entry[key]
 

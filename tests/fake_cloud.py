@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 import dill
+import pulumi
 import yaml
 from pulumi.runtime import mocks
 
@@ -27,6 +28,8 @@ class FakeCloud(mocks.Mocks):
         self.tls = tls or FakeTls()
         self.kubernetes = FakeKubernetes(self.digitalocean, DO_TOKEN)
         self.invokes: list[tuple[str, dict]] = []
+        # (type, name) of everything the program asked for, components included.
+        self.registered: list[tuple[str, str]] = []
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, args.args))
@@ -36,8 +39,12 @@ class FakeCloud(mocks.Mocks):
 
     def new_resource(self, args: mocks.MockResourceArgs):
         type_, inputs = args.typ, args.inputs
+        self.registered.append((type_, args.name))
         if args.custom is False:
             return "", {}  # a component: the engine keeps no provider state for it
+        if pulumi.runtime.is_dry_run():
+            # A first preview: nothing exists yet, so computed outputs and reads are unknown.
+            return "", {} if args.resource_id else inputs
         if args.resource_id and type_.startswith("kubernetes:"):
             return self.kubernetes.read(type_, args.resource_id, args.provider)
         if type_ == "pulumi:providers:kubernetes":

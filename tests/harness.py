@@ -182,7 +182,7 @@ def run(fakes: mocks.Mocks, program: Callable[[], Any], config: Optional[dict[st
     return Run(monitor=monitor, outputs=outputs, secret_outputs=secret)
 
 
-def run_main(fakes: mocks.Mocks, stack: str = "west-east", config: Optional[dict[str, str]] = None, **kwargs) -> Run:
-    """Run the real `__main__.py` with the config of `Pulumi.<stack>.yaml` (overridable)."""
-    merged = {**stack_config(stack), **(config or {})}
+def run_main(fakes: mocks.Mocks, stack: str = "west-east", config: Optional[dict[str, str]] = None, replace_config: bool = False, **kwargs) -> Run:
+    """Run the real `__main__.py` with the config of `Pulumi.<stack>.yaml`, updated (or replaced) by `config`."""
+    merged = {**({} if replace_config else stack_config(stack)), **(config or {})}
     return run(fakes, lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), merged, stack=stack, **kwargs)

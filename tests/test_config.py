@@ -1,0 +1,142 @@
+"""Bad config never reaches the cloud: every rule fails the real program with a RunError that
+names the key, before any resource (or invoke) is made."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.harness import PROJECT, run_main, stack_config
+
+TOKEN = {"digitalocean:token": DO_TOKEN}
+SEED = {key.split(":", 1)[1]: json.loads(value) if not key.endswith("kubernetesVersion") else value for key, value in stack_config("west-east").items()}
+
+
+def config_with(**changes) -> dict[str, str]:
+    """The seed stack's config with keys replaced (None removes a key), encoded as the CLI does."""
+    values = {**SEED, **changes}
+    encoded = {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in values.items() if value is not None}
+    return {**encoded, **TOKEN}
+
+
+def failure(monkeypatch, config: dict[str, str]) -> str:
+    """Run the program; it must fail with a RunError before registering or invoking anything."""
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
+    fakes = FakeCloud()
+    with pytest.raises(pulumi.RunError) as raised:
+        run_main(fakes, config=config, replace_config=True)
+    assert fakes.registered == [], "resources were registered despite invalid config"
+    assert fakes.invokes == [], "the cloud was called despite invalid config"
+    return str(raised.value)
+
+
+def cluster(**settings):
+    return {"region": "sfo3", "nodeSize": "s-8vcpu-16gb", "nodeCount": 3, **settings}
+
+
+CASES = {
+    "unknown region": (dict(clusters={"west": cluster(region="mars1"), "east": cluster()}), "linkerd-mesh:clusters.west.region", "unknown DigitalOcean region 'mars1'"),
+    "unknown size": (dict(clusters={"west": cluster(nodeSize="s-99vcpu"), "east": cluster()}), "clusters.west.nodeSize", "unknown droplet size slug"),
+    "size too small for DOKS": (dict(clusters={"west": cluster(nodeSize="s-1vcpu-1gb"), "east": cluster()}), "clusters.west.nodeSize", "too small for DOKS"),
+    "zero nodes": (dict(clusters={"west": cluster(nodeCount=0), "east": cluster()}), "clusters.west.nodeCount", "positive integer"),
+    "node count as text": (dict(clusters={"west": cluster(nodeCount="3"), "east": cluster()}), "clusters.west.nodeCount", "positive integer"),
+    "fractional node count": (dict(clusters={"west": cluster(nodeCount=2.5), "east": cluster()}), "clusters.west.nodeCount", "positive integer"),
+    "typo in a cluster": (dict(clusters={"west": {**cluster(), "nodecount": 5}, "east": cluster()}), "clusters.west.nodecount", "unknown key; allowed: region, nodeSize, nodeCount"),
+    "missing region": (dict(clusters={"west": {"nodeSize": "s-8vcpu-16gb"}, "east": cluster()}), "clusters.west.region", "is required"),
+    "cluster entry not a map": (dict(clusters={"west": "sfo3", "east": cluster()}), "clusters.west", "must be a mapping"),
+    "uppercase cluster name": (dict(clusters={"West": cluster(), "east": cluster()}, links=[], exports=[]), "clusters.West", "not a DNS-1123 label"),
+    "underscore in cluster name": (dict(clusters={"us_west": cluster(), "east": cluster()}, links=[], exports=[]), "clusters.us_west", "not a DNS-1123 label"),
+    "cluster name too long": (dict(clusters={"w" * 25: cluster(), "east": cluster()}, links=[], exports=[]), "clusters." + "w" * 25, "longer than 24 characters"),
+    "no clusters": (dict(clusters={}, links=[], exports=[]), "linkerd-mesh:clusters", "at least one cluster"),
+    "clusters missing": (dict(clusters=None, links=[], exports=[]), "linkerd-mesh:clusters", "at least one cluster"),
+    "clusters as a list": (dict(clusters=["west", "east"], links=[], exports=[]), "linkerd-mesh:clusters", "at least one cluster"),
+    "link to unknown cluster": (dict(links=[{"from": "west", "to": "north"}], exports=[]), "links[0].to", "unknown cluster 'north'"),
+    "link from unknown cluster": (dict(links=[{"from": "south", "to": "east"}]), "links[0].from", "unknown cluster 'south'"),
+    "self link": (dict(links=[{"from": "west", "to": "west"}], exports=[]), "links[0]", "cannot link to itself"),
+    "duplicate link": (dict(links=[{"from": "west", "to": "east"}, {"from": "west", "to": "east"}]), "links[1]", "duplicate link west -> east"),
+    "typo in a link": (dict(links=[{"from": "west", "too": "east"}]), "links[0].too", "unknown key"),
+    "links not a list": (dict(links={"from": "west", "to": "east"}), "linkerd-mesh:links", "must be a list"),
+    "link not a map": (dict(links=["west->east"]), "links[0]", "must be a mapping"),
+    "exports not a list": (dict(exports="web-svc"), "linkerd-mesh:exports", "must be a list"),
+    "export of invalid service name": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "Web_Svc"}]), "exports[0].service", "not a DNS-1123 label"),
+    "export of invalid namespace": (dict(exports=[{"cluster": "east", "namespace": "emoji.voto", "service": "web-svc"}]), "exports[0].namespace", "not a DNS-1123 label"),
+    "export whose mirror name is too long": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "s" * 60}]), "exports[0].service", "longer than 58 characters"),
+    "export nobody mirrors": (dict(exports=[{"cluster": "west", "namespace": "emojivoto", "service": "web-svc"}]), "exports[0].cluster", "nobody links to 'west'"),
+    "export with unknown mode": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "mirror"}]), "exports[0].mode", "gateway, remote-discovery"),
+    "typo in an export": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "svc": "web-svc"}]), "exports[0].svc", "unknown key"),
+    "duplicate export": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "web-svc"}] * 2), "exports[1]", "duplicate export"),
+    "HA under three nodes": (dict(clusters={"west": cluster(nodeCount=2), "east": cluster()}, linkerd={"highAvailability": True}), "clusters.west.nodeCount", "high availability needs at least 3 nodes"),
+    "malformed chart version": (dict(linkerd={"version": "2.20"}), "linkerd.version", "Linkerd edge chart version"),
+    "chart version with a v": (dict(linkerd={"version": "v2026.6.3"}), "linkerd.version", "Linkerd edge chart version"),
+    "typo in linkerd settings": (dict(linkerd={"verison": "2026.6.3"}), "linkerd.verison", "unknown key"),
+    "bad gateway source range": (dict(linkerd={"gatewaySourceRanges": ["10.0.0.0/33"]}), "linkerd.gatewaySourceRanges", "not a CIDR range"),
+    "HA not a boolean": (dict(linkerd={"highAvailability": "yes"}), "linkerd.highAvailability", "true or false"),
+    "kubernetes version not a prefix": (dict(kubernetesVersion="latest"), "linkerd-mesh:kubernetesVersion", "version prefix"),
+    "kubernetes too old for Linkerd": (dict(kubernetesVersion="1.30"), "linkerd-mesh:kubernetesVersion", "1.31 or newer"),
+    "unknown top-level key": (dict(link=[{"from": "west", "to": "east"}]), "linkerd-mesh:link:", "unknown key"),
+    "demo not a boolean": (dict(demo="on"), "linkerd-mesh:demo", "true or false"),
+    "mirror timeout zero": (dict(mirrorTimeoutSeconds=0), "linkerd-mesh:mirrorTimeoutSeconds", "positive integer"),
+    "issuer outlives the anchor": (dict(identity={"anchorValidityHours": 8760, "issuerValidityHours": 17520}), "identity.issuerValidityHours", "expire before the trust anchor"),
+    "issuer under 60 days": (dict(identity={"issuerValidityHours": 720}), "identity.issuerValidityHours", "more than 1440 hours"),
+    "renewal window longer than the issuer": (dict(identity={"issuerValidityHours": 2000, "issuerRenewBeforeHours": 2000}), "identity.issuerRenewBeforeHours", "shorter than the issuer's lifetime"),
+    "typo in identity": (dict(identity={"sharedIssuers": True}), "identity.sharedIssuers", "unknown key"),
+}
+
+
+@pytest.mark.parametrize("changes,key,message", CASES.values(), ids=CASES.keys())
+def test_bad_config_fails_before_anything_is_created(monkeypatch, changes, key, message):
+    error = failure(monkeypatch, config_with(**changes))
+    assert key in error
+    assert message in error
+
+
+def test_no_digitalocean_token(monkeypatch):
+    config = {k: v for k, v in config_with().items() if k != "digitalocean:token"}
+    error = failure(monkeypatch, config)
+    assert "digitalocean:token: no DigitalOcean token" in error
+
+
+def test_token_from_the_environment_is_enough(monkeypatch):
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", DO_TOKEN)
+    config = {k: v for k, v in config_with().items() if k != "digitalocean:token"}
+    fakes = FakeCloud()
+    run_main(fakes, config=config, replace_config=True)
+    assert fakes.registered
+
+
+def test_every_problem_is_reported_at_once(monkeypatch):
+    error = failure(
+        monkeypatch,
+        config_with(
+            clusters={"west": cluster(region="mars1", nodeCount=0), "east": cluster(nodeSize="tiny")},
+            links=[{"from": "west", "to": "west"}],
+            linkerd={"version": "latest"},
+        ),
+    )
+    for key in ("clusters.west.region", "clusters.west.nodeCount", "clusters.east.nodeSize", "links[0]", "linkerd.version", "exports[0].cluster"):
+        assert key in error
+    assert "(6 problems)" in error
+
+
+def test_kubernetes_version_that_doks_does_not_offer(monkeypatch):
+    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
+    fakes = FakeCloud()
+    with pytest.raises(pulumi.RunError) as raised:
+        run_main(fakes, config=config_with(kubernetesVersion="1.99"), replace_config=True)
+    assert "no DOKS Kubernetes version matches kubernetesVersion '1.99'" in str(raised.value)
+    assert fakes.registered == []
+
+
+def test_defaults_fill_what_the_stack_leaves_out(monkeypatch):
+    from components.config import parse_config
+
+    config = parse_config({"clusters": {"solo": {"region": "ams3"}}}, PROJECT, token_available=True)
+    solo = config.clusters["solo"]
+    assert (solo.node_size, solo.node_count) == ("s-8vcpu-16gb", 3)
+    assert config.kubernetes_version == "1.33" and config.linkerd.version == "2026.6.3"
+    assert config.links == () and config.exports == () and config.demo is False
+    assert config.identity.issuer_validity_hours == 8760 and config.identity.issuer_renew_before_hours == 1440
