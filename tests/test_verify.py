@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import textwrap
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.fake_kube_api import FakeKubeAPI, apps_path, core_path, link_path
 from verify.__main__ import main
+from verify.dashboard import main as dashboard_main
 
 GATEWAY = "203.0.113.10"
 MC = "linkerd-multicluster"
@@ -70,8 +72,6 @@ class Mesh:
 
 def run_cli(outputs_file: Path, *args: str) -> tuple[int, str]:
     out = io.StringIO()
-    from contextlib import redirect_stdout
-
     with redirect_stdout(out):
         code = main(["--outputs", str(outputs_file), *args])
     return code, out.getvalue()
@@ -236,3 +236,45 @@ def test_unusable_outputs_exit_2_with_a_message(tmp_path: Path, capsys: pytest.C
     outputs_file.write_text(outputs_text)
     assert main(["--outputs", str(outputs_file)]) == 2
     assert message in capsys.readouterr().err
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# Records what the dashboard helper ran it with, and the kubeconfig file it was given.
+echo "$@" > "$RECORD/args"
+stat -c %a "$2" > "$RECORD/mode"
+cp "$2" "$RECORD/kubeconfig"
+"""
+
+
+def test_dashboard_port_forwards_viz_web_with_a_private_kubeconfig(mesh: Mesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir()
+    record.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("RECORD", str(record))
+
+    assert dashboard_main(["east", "--outputs", str(mesh.outputs_file)]) == 0
+
+    args = (record / "args").read_text().split()
+    assert args[0] == "--kubeconfig" and args[2:] == ["-n", "linkerd-viz", "port-forward", "svc/web", "8084:8084"]
+    assert (record / "mode").read_text().strip() == "600"
+    assert (record / "kubeconfig").read_text() == mesh.east.kubeconfig()
+    assert not Path(args[1]).exists(), "the credentials file outlived kubectl"
+    assert "http://localhost:8084" in capsys.readouterr().out
+
+
+def test_dashboard_explains_a_missing_kubectl(mesh: Mesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert dashboard_main(["west", "--outputs", str(mesh.outputs_file)]) == 1
+    err = capsys.readouterr().err
+    assert "kubectl is not on PATH" in err and "port-forward svc/web 8084:8084" in err
+    assert not list(tmp_path.glob("kubeconfig-*")), "credentials written although nothing can use them"
+
+
+def test_dashboard_rejects_an_unknown_cluster(mesh: Mesh, capsys: pytest.CaptureFixture) -> None:
+    assert dashboard_main(["north", "--outputs", str(mesh.outputs_file)]) == 2
+    assert "the stack has east, west" in capsys.readouterr().err
