@@ -21,13 +21,15 @@ export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.pulumi-passphrase
 endif
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: help venv test cli token stack deploy preview destroy kubeconfig
+.PHONY: help venv test cli token stack deploy preview destroy kubeconfig verify dashboard
 
 help:
 	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN)"
 	@echo "make test                      run the tests (Pulumi mocks; no cloud needed)"
 	@echo "make preview | destroy         show the plan | tear the stack down"
 	@echo "make kubeconfig CLUSTER=west   write a kubeconfig for kubectl"
+	@echo "make verify [JSON=1]           check the live mesh (links, mirrors, trust, mTLS)"
+	@echo "make dashboard CLUSTER=west    open that cluster's viz dashboard on localhost:8084"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -69,3 +71,11 @@ kubeconfig: stack
 	@mkdir -p .kube && umask 077 && $(PULUMI) stack output kubeconfigs --stack $(STACK) --show-secrets --json \
 		| $(VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$(CLUSTER)" > .kube/$(STACK)-$(CLUSTER).yaml
 	@echo "export KUBECONFIG=$(CURDIR)/.kube/$(STACK)-$(CLUSTER).yaml"
+
+# The outputs are piped, so the kubeconfigs never land on disk.
+verify: stack
+	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify --outputs - $(if $(JSON),--json)
+
+dashboard: stack
+	@[ -n "$(CLUSTER)" ] || { echo "Usage: make dashboard CLUSTER=<name>" >&2; exit 1; }
+	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify.dashboard "$(CLUSTER)" --outputs -

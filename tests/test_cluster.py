@@ -1,0 +1,110 @@
+"""The DOKS cluster component alone: what DigitalOcean is asked for, and a Kubernetes provider
+whose access does not expire with the 7-day token of `kube_configs`."""
+
+from __future__ import annotations
+
+import base64
+
+import pulumi
+import pytest
+import yaml
+
+from components.cluster import DoksCluster, DoksClusterArgs, resolve_kubernetes_version
+from components.config import ClusterSpec
+from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.harness import run, unwrap
+from pulumi.runtime.rpc import is_rpc_secret
+
+CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+PROVIDER = "pulumi:providers:kubernetes"
+
+
+def build(fakes: FakeCloud, token: str = DO_TOKEN, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
+    def program():
+        cluster = DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", digitalocean_token=pulumi.Output.secret(token)))
+        pulumi.export("kubeconfig", cluster.kubeconfig)
+        pulumi.export("endpoint", cluster.endpoint)
+
+    return run(fakes, program, stack="prod")
+
+
+@pytest.fixture(scope="module")
+def built():
+    fakes = FakeCloud()
+    return fakes, build(fakes)
+
+
+def test_cluster_is_what_the_spec_asks_for(built):
+    _, result = built
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    inputs = cluster.inputs
+    assert inputs["name"] == "prod-west"  # the stack keeps DOKS names unique per account
+    assert inputs["region"] == "sfo3" and inputs["version"] == "1.33.5-do.0"
+    pool = inputs["nodePool"]
+    assert (pool["size"], pool["nodeCount"]) == ("s-8vcpu-16gb", 3)
+
+
+def test_auto_upgrade_owns_the_version(built):
+    _, result = built
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    assert cluster.inputs["autoUpgrade"] is True and cluster.inputs["surgeUpgrade"] is True
+    assert cluster.inputs["maintenancePolicy"] == {"day": "sunday", "startTime": "04:00"}
+    # Otherwise the next `pulumi up` after a DOKS patch upgrade would plan a replacement.
+    assert "version" in cluster.ignore_changes
+
+
+def test_provider_kubeconfig_uses_the_account_token_never_the_7_day_one(built):
+    fakes, result = built
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    (provider,) = result.monitor.of_type(PROVIDER)
+    assert is_rpc_secret(provider.inputs["kubeconfig"])
+    kubeconfig = yaml.safe_load(unwrap(provider.inputs["kubeconfig"]))
+    state = unwrap(cluster.state)
+    short_lived = state["kubeConfigs"][0]["token"]
+    assert short_lived not in unwrap(provider.inputs["kubeconfig"])
+    assert kubeconfig["users"][0]["user"] == {"token": DO_TOKEN}
+    server = kubeconfig["clusters"][0]["cluster"]
+    assert server["server"] == state["endpoint"]
+    ca = base64.b64decode(server["certificate-authority-data"]).decode()
+    assert ca == fakes.digitalocean.clusters[state["endpoint"]]["ca"]
+
+
+def test_kube_configs_and_kubeconfig_output_are_secret(built):
+    _, result = built
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    assert is_rpc_secret(cluster.state["kubeConfigs"])
+    assert "kubeconfig" in result.secret_outputs and "endpoint" not in result.secret_outputs
+
+
+def test_new_credentials_update_the_provider_instead_of_replacing_it():
+    first = build(FakeCloud(), token="dop_v1_first").monitor.of_type(PROVIDER)[0]
+    second = build(FakeCloud(), token="dop_v1_rotated").monitor.of_type(PROVIDER)[0]
+    assert unwrap(first.inputs["kubeconfig"]) != unwrap(second.inputs["kubeconfig"])
+    # The engine replaces a provider (and every resource it manages) only when this changes.
+    assert first.inputs["clusterIdentifier"] == second.inputs["clusterIdentifier"] == "doks-west"
+
+
+def test_provider_is_a_child_of_the_cluster_component(built):
+    _, result = built
+    (provider,) = result.monitor.of_type(PROVIDER)
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    assert provider.parent == cluster.parent and provider.parent.endswith("DoksCluster::west")
+
+
+def test_version_prefix_resolves_to_the_newest_matching_doks_version():
+    versions = {}
+
+    def program():
+        versions["1.33"] = resolve_kubernetes_version("1.33")
+        versions["1.32"] = resolve_kubernetes_version("1.32")
+
+    run(FakeCloud(), program)
+    assert versions == {"1.33": "1.33.5-do.0", "1.32": "1.32.9-do.0"}
+
+
+def test_version_prefix_without_a_match_is_a_clear_error():
+    def program():
+        resolve_kubernetes_version("1.29")
+
+    with pytest.raises(pulumi.RunError, match=r"no DOKS Kubernetes version matches kubernetesVersion '1.29'.*doctl kubernetes options versions"):
+        run(FakeCloud(), program)

@@ -1,0 +1,203 @@
+"""Linkerd on every cluster: the four official charts at one version, the shared identity, an
+order that cannot leave pods unmeshed, HA only when asked, and the gateway address read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime.rpc import is_rpc_secret
+
+from components.charts import merge_values
+from components.linkerd import Linkerd, LinkerdArgs
+from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.harness import PROJECT, run, run_main, unwrap
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+TOKEN = {"digitalocean:token": DO_TOKEN}
+# Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths.
+CHART_KEYS = {chart: set(keys) for chart, keys in json.loads((Path(__file__).parent / "data" / "linkerd_chart_value_keys.json").read_text())["keys"].items()}
+# chart -> namespace, as Linkerd's Helm instructions install them.
+CHARTS = {
+    "linkerd-crds": "linkerd",
+    "linkerd-control-plane": "linkerd",
+    "linkerd-viz": "linkerd-viz",
+    "linkerd-multicluster": "linkerd-multicluster",
+}
+
+
+def provider_cluster(registration) -> str:
+    """The cluster a resource lands in: its provider is named `kubernetes-<cluster>`."""
+    name = registration.provider.rsplit("::", 1)[0].rsplit("::", 1)[-1]
+    assert name.startswith("kubernetes-"), registration.provider
+    return name.removeprefix("kubernetes-")
+
+
+def releases(result) -> dict[tuple[str, str], object]:
+    return {(provider_cluster(r), r.inputs["chart"]): r for r in result.monitor.of_type(RELEASE)}
+
+
+def value_paths(values, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else key
+        paths.add(path)
+        if isinstance(value, dict):
+            paths |= value_paths(value, path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def seed():
+    fakes = FakeCloud()
+    return fakes, run_main(fakes, config=TOKEN)
+
+
+@pytest.fixture(scope="module")
+def seed_ha():
+    return run_main(FakeCloud(), config={**TOKEN, f"{PROJECT}:linkerd": json.dumps({"version": "2026.6.3", "highAvailability": True})})
+
+
+def test_four_releases_per_cluster_from_the_official_repo(seed):
+    _, result = seed
+    found = releases(result)
+    assert sorted(found) == sorted((cluster, chart) for cluster in ("west", "east") for chart in CHARTS)
+    for (cluster, chart), release in found.items():
+        inputs = release.inputs
+        assert inputs["name"] == chart  # explicit release names, as `helm ls` shows them in Linkerd's docs
+        assert inputs["namespace"] == CHARTS[chart]
+        assert inputs["version"] == "2026.6.3"
+        assert inputs["repositoryOpts"] == {"repo": "https://helm.linkerd.io/edge"}
+        # Failed installs roll back; the wait that implies is what makes "created" mean "ready".
+        assert inputs["atomic"] is True and inputs["cleanupOnFail"] is True
+        assert inputs["timeout"] >= 300
+        assert release.name == f"{chart}-{cluster}"
+
+
+def test_crds_include_the_gateway_api(seed):
+    _, result = seed
+    for cluster in ("west", "east"):
+        assert releases(result)[(cluster, "linkerd-crds")].inputs["values"] == {"installGatewayAPI": True}
+
+
+def test_control_plane_carries_the_shared_anchor_and_its_own_issuer(seed):
+    _, result = seed
+    found = releases(result)
+    issuers = {}
+    for cluster in ("west", "east"):
+        values_input = found[(cluster, "linkerd-control-plane")].inputs["values"]
+        assert is_rpc_secret(values_input), "the values hold the issuer key: they must be secret"
+        values = unwrap(values_input)
+        assert values["identityTrustAnchorsPEM"] == result.outputs["trustAnchorPem"]
+        tls = values["identity"]["issuer"]["tls"]
+        assert "BEGIN CERTIFICATE" in tls["crtPEM"] and "PRIVATE KEY" in tls["keyPEM"]
+        issuers[cluster] = tls["crtPEM"]
+    # One issuer per cluster by default.
+    assert issuers["west"] != issuers["east"]
+
+
+def test_order_crds_then_control_plane_then_extensions(seed):
+    _, result = seed
+    found = releases(result)
+    for cluster in ("west", "east"):
+        waits = {chart: result.monitor.ancestors_and_deps(found[(cluster, chart)].urn) for chart in CHARTS}
+        crds, control_plane = found[(cluster, "linkerd-crds")].urn, found[(cluster, "linkerd-control-plane")].urn
+        assert crds in waits["linkerd-control-plane"]
+        for extension in ("linkerd-viz", "linkerd-multicluster"):
+            assert control_plane in waits[extension], f"{extension} in {cluster} does not wait for the control plane"
+
+
+def test_no_install_in_one_cluster_waits_for_the_other(seed):
+    """The regions deploy in parallel: a release depends on nothing of the other cluster."""
+    _, result = seed
+    registrations = result.monitor.registrations
+    for (cluster, chart), release in releases(result).items():
+        other = "east" if cluster == "west" else "west"
+        for urn in result.monitor.ancestors_and_deps(release.urn):
+            dep = registrations.get(urn)
+            if dep is None:
+                continue
+            assert not dep.provider.endswith(f"kubernetes-{other}-id"), f"{chart} in {cluster} waits for {urn}"
+            assert f"DoksCluster::{other}" not in urn and f"::{other}" not in urn.rsplit("$", 1)[-1], f"{chart} in {cluster} waits for {urn}"
+
+
+def test_every_value_key_exists_in_the_pinned_chart(seed, seed_ha):
+    for result in (seed[1], seed_ha):
+        for (cluster, chart), release in releases(result).items():
+            unknown = value_paths(unwrap(release.inputs["values"])) - CHART_KEYS[chart]
+            assert not unknown, f"{chart} in {cluster} sets keys the chart does not have: {sorted(unknown)}"
+
+
+def test_high_availability_values_only_when_asked(seed, seed_ha):
+    plain, ha = releases(seed[1]), releases(seed_ha)
+    for cluster in ("west", "east"):
+        assert "controllerReplicas" not in unwrap(plain[(cluster, "linkerd-control-plane")].inputs["values"])
+        assert unwrap(plain[(cluster, "linkerd-viz")].inputs["values"]) == {}
+        control_plane = unwrap(ha[(cluster, "linkerd-control-plane")].inputs["values"])
+        assert control_plane["controllerReplicas"] == 3 and control_plane["enablePodAntiAffinity"] is True
+        assert control_plane["webhookFailurePolicy"] == "Fail"
+        assert "identityTrustAnchorsPEM" in control_plane  # HA adds to the identity, never replaces it
+        assert unwrap(ha[(cluster, "linkerd-viz")].inputs["values"])["tap"]["replicas"] == 3
+    assert unwrap(ha[("east", "linkerd-multicluster")].inputs["values"])["gateway"]["replicas"] == 3
+
+
+def test_gateway_only_where_something_links_to(seed):
+    _, result = seed
+    found = releases(result)
+    east = unwrap(found[("east", "linkerd-multicluster")].inputs["values"])
+    west = unwrap(found[("west", "linkerd-multicluster")].inputs["values"])
+    assert east["gateway"]["enabled"] is True and west["gateway"]["enabled"] is False
+    # The linking cluster runs one service-mirror controller per link, named after the target.
+    assert west["controllers"] == [{"link": {"ref": {"name": "east"}}}]
+    assert east["controllers"] == []
+
+
+def test_gateway_firewall_from_config():
+    ranges = ["203.0.113.0/24", "198.51.100.7/32"]
+    result = run_main(FakeCloud(), config={**TOKEN, f"{PROJECT}:linkerd": json.dumps({"gatewaySourceRanges": ranges})})
+    east = unwrap(releases(result)[("east", "linkerd-multicluster")].inputs["values"])
+    assert east["gateway"]["loadBalancerSourceRanges"] == ranges
+
+
+def test_gateway_address_is_read_from_the_live_service(seed):
+    fakes, result = seed
+    east = fakes.kubernetes.cluster_named("east")
+    assert result.outputs["gatewayAddresses"] == {"east": east.gateway_ip}
+    (read,) = [r for r in result.monitor.registrations.values() if r.read and r.type == "kubernetes:core/v1:Service"]
+    assert provider_cluster(read) == "east"
+    multicluster = releases(result)[("east", "linkerd-multicluster")].urn
+    assert multicluster in result.monitor.ancestors_and_deps(read.urn)
+
+
+def test_linkerd_component_alone_orders_its_releases():
+    def program():
+        from tests.test_cluster import DoksCluster, DoksClusterArgs  # a provider for one cluster
+        from components.config import ClusterSpec
+
+        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", DO_TOKEN))
+        Linkerd(
+            "solo",
+            LinkerdArgs(
+                provider=cluster.provider,
+                chart_version="2026.6.3",
+                high_availability=False,
+                trust_anchor_pem="anchor-pem",
+                issuer_cert_pem="issuer-pem",
+                issuer_key_pem=pulumi.Output.secret("issuer-key"),
+            ),
+        )
+
+    result = run(FakeCloud(), program)
+    found = {r.inputs["chart"]: r for r in result.monitor.of_type(RELEASE)}
+    assert sorted(found) == ["linkerd-control-plane", "linkerd-crds", "linkerd-viz"]
+    assert found["linkerd-crds"].urn in found["linkerd-control-plane"].dependencies
+    assert found["linkerd-control-plane"].urn in found["linkerd-viz"].dependencies
+    values = found["linkerd-control-plane"].inputs["values"]
+    assert is_rpc_secret(values)
+    assert unwrap(values) == {"identityTrustAnchorsPEM": "anchor-pem", "identity": {"issuer": {"tls": {"crtPEM": "issuer-pem", "keyPEM": "issuer-key"}}}}
+
+
+def test_merge_values_merges_maps_and_replaces_the_rest():
+    assert merge_values({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"c": 3}, "d": [2]}) == {"a": {"b": 1, "c": 3}, "d": [2]}
