@@ -80,13 +80,18 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
         )
         clusters[name], linkerds[name] = cluster, linkerd
 
+    # What a mirror in a linking cluster waits for, besides the link: the exported services
+    # (with their label) in the target, and the demo's namespace in the linking cluster.
+    workloads: dict[str, list[pulumi.Resource]] = {name: [] for name in config.clusters}
     for name in config.clusters if config.demo else []:
         exported = {e.service: EXPORT_LABEL_VALUES[e.mode] for e in config.exports if e.cluster == name and e.namespace == DEMO_NAMESPACE and e.service in DEMO_SERVICES}
-        Demo(name, DemoArgs(provider=clusters[name].provider, control_plane=linkerds[name].control_plane, web_host=_vote_bot_target(config, name), exported=exported))
+        demo = Demo(name, DemoArgs(provider=clusters[name].provider, control_plane=linkerds[name].control_plane, web_host=_vote_bot_target(config, name), exported=exported))
+        workloads[name].append(demo)
     for export in config.exports:
         if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
             continue  # the demo creates this service with its export label
-        ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", ExportedServiceArgs(export=export, provider=clusters[export.cluster].provider))
+        exported_service = ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", ExportedServiceArgs(export=export, provider=clusters[export.cluster].provider))
+        workloads[export.cluster].append(exported_service)
 
     mirrored: dict[str, list[dict]] = {}
     for link in config.links:
@@ -116,8 +121,7 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
                     gateway_address=multiclusters[target].gateway_address,
                     timeout_seconds=config.mirror_timeout_seconds,
                 ),
-                # The mirror needs the link, and the exported service (demo or label) in place.
-                opts=pulumi.ResourceOptions(depends_on=[cluster_link]),
+                opts=pulumi.ResourceOptions(depends_on=[cluster_link, *workloads[source], *workloads[target]]),
             )
             mirrored.setdefault(source, []).append(
                 {"name": f"{export.namespace}/{service}", "target": target, "clusterIP": mirror.clusterIP, "endpoints": mirror.endpoints}

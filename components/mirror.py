@@ -38,7 +38,6 @@ def wait_for_mirror(
     namespace: str,
     service: str,
     timeout_seconds: float,
-    poll_seconds: float = POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
@@ -46,6 +45,7 @@ def wait_for_mirror(
     from kubernetes.client.exceptions import ApiException
 
     deadline = clock() + timeout_seconds
+    poll_seconds = min(POLL_SECONDS, timeout_seconds / 10)
     last_state = "the service does not exist"
     while True:
         try:

@@ -8,6 +8,7 @@ monitor does the same, so tests can assert ordering and secrecy the way a real r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.settings import ROOT
+from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.sync_await import _sync_await
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,6 +159,22 @@ def stack_config(stack: str) -> dict[str, str]:
     return encoded
 
 
+def _finish_pending_work() -> None:
+    """A failed program leaves registrations in flight; let them end (or cancel them) so that
+    they never reach the next run's monitor."""
+    loop = asyncio.get_event_loop()
+    tasks = list(asyncio.all_tasks(loop)) + list(SETTINGS.outputs)
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        _, still = loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        for task in still:
+            task.cancel()
+    # The run's error is the one raised; the same error echoed by dependent tasks is noise.
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
+
+
 @dataclass
 class Run:
     monitor: RecordingMonitor
@@ -167,11 +184,17 @@ class Run:
 
 def run(fakes: mocks.Mocks, program: Callable[[], Any], config: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False) -> Run:
     """Run `program` under `fakes` with a fresh stack; returns what was registered and exported."""
+    # Outputs of an earlier run that failed must not be awaited (and re-raised) by this one.
+    SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config(config or {}, [])
     ROOT.set(None)
     monitor = RecordingMonitor(fakes)
     mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+    try:
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+    except BaseException:
+        _finish_pending_work()
+        raise
     outputs: dict[str, Any] = {}
     secret: set[str] = set()
     for name, value in ROOT.get().outputs.items():
