@@ -9,6 +9,7 @@ secret because the SDK lists it in additionalSecretOutputs.
 from __future__ import annotations
 
 import base64
+import functools
 import datetime as dt
 import uuid
 
@@ -21,7 +22,9 @@ from cryptography.x509.oid import NameOID
 DOKS_VERSIONS = ["1.34.1-do.0", "1.33.5-do.0", "1.33.1-do.2", "1.32.9-do.0", "1.31.13-do.1"]
 
 
+@functools.lru_cache(maxsize=None)
 def _cluster_ca(name: str) -> str:
+    """A cluster keeps its CA: the same name gets the same CA in every run of a test session."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"k8saas Cluster CA {name}")])
     now = dt.datetime.now(dt.timezone.utc)

@@ -11,6 +11,7 @@ that cluster: the gateway Service and the remote-access token Secret exist once 
 from __future__ import annotations
 
 import base64
+import zlib
 from dataclasses import dataclass, field
 import yaml
 from pulumi.runtime.rpc import wrap_rpc_secret
@@ -63,11 +64,11 @@ class FakeKubernetes:
         if ca != known["ca"]:
             raise AssertionError(f"kubeconfig for {server} carries the wrong CA: TLS to the API server would fail")
         if server not in self.clusters:
-            index = len(self.clusters) + 1
             self.clusters[server] = FakeCluster(
                 name=known["name"],
                 endpoint=server,
-                gateway_ip=f"203.0.113.{10 * index}",
+                # Stable per cluster, whatever order the program happens to reach them in.
+                gateway_ip=f"203.0.113.{zlib.crc32(known['name'].encode()) % 250 + 1}",
                 remote_access_token=f"eyJhbGciOiJSUzI1NiJ9.remote-access.{known['id']}",
             )
         return self.clusters[server]
