@@ -119,8 +119,9 @@ def test_no_install_in_one_cluster_waits_for_the_other(seed):
             dep = registrations.get(urn)
             if dep is None:
                 continue
-            assert not dep.provider.endswith(f"kubernetes-{other}-id"), f"{chart} in {cluster} waits for {urn}"
-            assert f"DoksCluster::{other}" not in urn and f"::{other}" not in urn.rsplit("$", 1)[-1], f"{chart} in {cluster} waits for {urn}"
+            # Resources of a cluster are named `<cluster>` or `...-<cluster>`, or use its provider.
+            of_other = dep.name == other or dep.name.endswith(f"-{other}") or dep.provider.endswith(f"kubernetes-{other}-id")
+            assert not of_other, f"{chart} in {cluster} waits for {urn}"
 
 
 def test_every_value_key_exists_in_the_pinned_chart(seed, seed_ha):
