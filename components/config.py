@@ -74,6 +74,10 @@ class IdentitySpec:
     issuer_renew_before_hours: int = LINKERD_CHECK_WARNING_HOURS
     # One issuer for all clusters (the seed's way) instead of one per cluster.
     shared_issuer: bool = False
+    # Every anchor here is trusted by every cluster; the issuers are signed by `signing_anchor`.
+    # Rotating the anchor is adding one, signing with it, then dropping the old one.
+    anchors: tuple[str, ...] = ("primary",)
+    signing_anchor: str = "primary"
 
 
 @dataclass(frozen=True)
@@ -274,18 +278,38 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
 
 def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     default = IdentitySpec()
-    entry = _expect_mapping(raw, "identity", problems, {"anchorValidityHours": 0, "issuerValidityHours": 0, "issuerRenewBeforeHours": 0, "sharedIssuer": 0})
+    entry = _expect_mapping(raw, "identity", problems, {"anchorValidityHours": 0, "issuerValidityHours": 0, "issuerRenewBeforeHours": 0, "sharedIssuer": 0, "anchors": 0, "signingAnchor": 0})
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
     issuer = _read(entry, "issuerValidityHours", "identity", problems, _positive_int, default.issuer_validity_hours)
     renew = _read(entry, "issuerRenewBeforeHours", "identity", problems, _positive_int, default.issuer_renew_before_hours)
     shared = _read(entry, "sharedIssuer", "identity", problems, _boolean, default.shared_issuer)
+
+    def anchor_names(value: Any) -> Optional[str]:
+        if not isinstance(value, list) or not value:
+            return "must be a non-empty list of anchor names, e.g. [primary]"
+        bad = [name for name in value if _dns_label(name, 40)]
+        if bad:
+            return f"anchor names must be DNS-1123 labels of at most 40 characters: {bad}"
+        if len(set(value)) != len(value):
+            return f"anchor names must be unique, got {value}"
+        return None
+
+    anchors = tuple(_read(entry, "anchors", "identity", problems, anchor_names, list(default.anchors)))
+    signing = _read(entry, "signingAnchor", "identity", problems, lambda v: None if v in anchors else f"must be one of the anchors ({', '.join(anchors)}), got {v!r}", anchors[0])
     if issuer <= LINKERD_CHECK_WARNING_HOURS:
         problems.add("identity.issuerValidityHours", f"must be more than {LINKERD_CHECK_WARNING_HOURS} hours (60 days; `linkerd check` warns below that), got {issuer}")
     if issuer >= anchor:
         problems.add("identity.issuerValidityHours", f"the issuer must expire before the trust anchor ({anchor} hours), got {issuer}")
     if renew >= issuer:
         problems.add("identity.issuerRenewBeforeHours", f"the renewal window must be shorter than the issuer's lifetime ({issuer} hours), got {renew}")
-    return IdentitySpec(anchor_validity_hours=anchor, issuer_validity_hours=issuer, issuer_renew_before_hours=renew, shared_issuer=shared)
+    return IdentitySpec(
+        anchor_validity_hours=anchor,
+        issuer_validity_hours=issuer,
+        issuer_renew_before_hours=renew,
+        shared_issuer=shared,
+        anchors=anchors,
+        signing_anchor=signing,
+    )
 
 
 def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool) -> MeshConfig:

@@ -39,7 +39,8 @@ def _p256_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
 
 
 class MeshIdentity(pulumi.ComponentResource):
-    """`issuers[cluster]` is that cluster's issuer; with a shared issuer, all are the same one."""
+    """`issuers[cluster]` is that cluster's issuer; with a shared issuer, all are the same one.
+    `trust_anchor_pem` is the bundle of every configured anchor."""
 
     trust_anchor_pem: pulumi.Output[str]
     issuers: dict[str, Issuer]
@@ -47,19 +48,10 @@ class MeshIdentity(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:MeshIdentity", name, None, opts)
         spec = args.spec
-        anchor_key = _p256_key("trust-anchor-key", self)
-        # No early renewal: a new anchor would break every link until all clusters trust it.
-        # Rotating it is a deliberate procedure (see the README).
-        anchor = tls.SelfSignedCert(
-            "trust-anchor",
-            private_key_pem=anchor_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=TRUST_ANCHOR_COMMON_NAME),
-            validity_period_hours=spec.anchor_validity_hours,
-            is_ca_certificate=True,
-            allowed_uses=CA_USES,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.trust_anchor_pem = anchor.cert_pem
+        anchors = {name: self._anchor(name, spec) for name in spec.anchors}
+        # Every cluster trusts the whole bundle, so issuers signed by any of them are accepted.
+        self.trust_anchor_pem = pulumi.Output.all(*(cert.cert_pem for _, cert in anchors.values())).apply("".join)
+        anchor_key, anchor = anchors[spec.signing_anchor]
         owners = [SHARED_ISSUER] if spec.shared_issuer else list(args.cluster_names)
         minted = {owner: self._issuer(owner, anchor_key, anchor, spec) for owner in owners}
         self.issuers = {cluster: minted[SHARED_ISSUER if spec.shared_issuer else cluster] for cluster in args.cluster_names}
@@ -69,6 +61,21 @@ class MeshIdentity(pulumi.ComponentResource):
                 "issuer_expiry": {cluster: issuer.expires_at for cluster, issuer in self.issuers.items()},
             }
         )
+
+    def _anchor(self, name: str, spec: IdentitySpec) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+        key = _p256_key(f"trust-anchor-key-{name}", self)
+        # No early renewal: a new anchor would break every link until all clusters trust it.
+        # Rotating it is a deliberate procedure (see the README).
+        cert = tls.SelfSignedCert(
+            f"trust-anchor-{name}",
+            private_key_pem=key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=TRUST_ANCHOR_COMMON_NAME),
+            validity_period_hours=spec.anchor_validity_hours,
+            is_ca_certificate=True,
+            allowed_uses=CA_USES,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key, cert
 
     def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec) -> Issuer:
         key = _p256_key(f"issuer-key-{owner}", self)

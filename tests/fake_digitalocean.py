@@ -13,10 +13,8 @@ import functools
 import datetime as dt
 import uuid
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tests.certificates import pem, self_signed_ca
+
 
 # What `doctl kubernetes options versions` lists: newest first, with DigitalOcean's suffix.
 DOKS_VERSIONS = ["1.34.1-do.0", "1.33.5-do.0", "1.33.1-do.2", "1.32.9-do.0", "1.31.13-do.1"]
@@ -25,21 +23,7 @@ DOKS_VERSIONS = ["1.34.1-do.0", "1.33.5-do.0", "1.33.1-do.2", "1.32.9-do.0", "1.
 @functools.lru_cache(maxsize=None)
 def _cluster_ca(name: str) -> str:
     """A cluster keeps its CA: the same name gets the same CA in every run of a test session."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"k8saas Cluster CA {name}")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return pem(self_signed_ca(f"k8saas Cluster CA {name}", days=3650))
 
 
 class FakeDigitalOcean:

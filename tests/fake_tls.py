@@ -1,7 +1,8 @@
 """A pulumi-tls fake that really mints keys and certificates from the program's inputs.
 
 It behaves like the provider: ECDSA keys on the requested curve (the provider's default is
-P224), certificates signed with SHA-256 (what Go's x509 picks for P-224/P-256 keys), the CA flag,
+P224), certificates signed with the hash Go's x509 picks for the signing key (SHA-256 for
+P-224/P-256 and RSA, SHA-384 for P-384, SHA-512 for P-521), the CA flag,
 key usages and extended key usages from `allowedUses`, validity from `validityPeriodHours`, and
 `readyForRenewal` once `earlyRenewalHours` is reached. Private keys come back as plain state: the
 recording monitor marks them secret because the SDK lists them in additionalSecretOutputs.
@@ -104,7 +105,7 @@ class FakeTls:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         if ca_cert is not None:
             builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
-        cert = builder.sign(signing_key, hashes.SHA256())
+        cert = builder.sign(signing_key, _signature_hash(signing_key))
         early = int(inputs.get("earlyRenewalHours") or 0)
         return {
             **inputs,
@@ -132,3 +133,9 @@ def _load_key(pem: Any):
 
 def _name(subject: dict) -> x509.Name:
     return x509.Name([x509.NameAttribute(SUBJECT_FIELDS[key], value) for key, value in subject.items() if key in SUBJECT_FIELDS and value])
+
+
+def _signature_hash(key: Any) -> hashes.HashAlgorithm:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {384: hashes.SHA384(), 521: hashes.SHA512()}.get(key.curve.key_size, hashes.SHA256())
+    return hashes.SHA256()

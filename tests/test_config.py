@@ -140,3 +140,25 @@ def test_defaults_fill_what_the_stack_leaves_out(monkeypatch):
     assert config.kubernetes_version == "1.33" and config.linkerd.version == "2026.6.3"
     assert config.links == () and config.exports == () and config.demo is False
     assert config.identity.issuer_validity_hours == 8760 and config.identity.issuer_renew_before_hours == 1440
+
+
+@pytest.mark.parametrize(
+    "identity,key,message",
+    [
+        ({"anchors": []}, "identity.anchors", "non-empty list"),
+        ({"anchors": ["primary", "primary"]}, "identity.anchors", "unique"),
+        ({"anchors": ["Primary"]}, "identity.anchors", "DNS-1123"),
+        ({"anchors": ["primary", "next"], "signingAnchor": "later"}, "identity.signingAnchor", "must be one of the anchors (primary, next)"),
+    ],
+)
+def test_bad_anchor_rotation_settings(monkeypatch, identity, key, message):
+    error = failure(monkeypatch, config_with(identity=identity))
+    assert key in error and message in error
+
+
+def test_the_first_anchor_signs_unless_told_otherwise():
+    from components.config import parse_config
+
+    config = parse_config({"clusters": {"solo": {"region": "ams3"}}, "identity": {"anchors": ["old", "new"]}}, PROJECT, token_available=True)
+    # Adding an anchor must not switch the issuers to it in the same step.
+    assert config.identity.signing_anchor == "old"

@@ -27,6 +27,7 @@ from pulumi.runtime import rpc
 
 from components.config import IdentitySpec
 from components.identity import MeshIdentity, MeshIdentityArgs
+from tests.certificates import self_signed_ca
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import Run, run, run_main, unwrap
 
@@ -112,20 +113,7 @@ def same_public_key(a, b) -> bool:
 
 def impostor_anchor() -> x509.Certificate:
     """A CA with the anchor's very name but another key: only a signature check tells them apart."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ANCHOR_CN)])
-    now = dt.datetime.now(dt.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    return self_signed_ca(ANCHOR_CN, days=1)
 
 
 def lifetime_hours(cert: x509.Certificate) -> float:
@@ -329,3 +317,25 @@ def test_the_trust_anchor_output_is_public_and_issuer_expiry_is_each_deployed_is
         assert ISO_8601_UTC.match(timestamp), timestamp
         cert, _ = deployed_issuer(mesh, cluster)
         assert dt.datetime.fromisoformat(timestamp) == cert.not_valid_after_utc
+
+
+# Anchor rotation: every configured anchor is trusted, only the signing one signs.
+
+ROTATING = IdentitySpec(anchors=("primary", "next"), signing_anchor="next")
+
+
+@pytest.fixture(scope="module")
+def rotating() -> Run:
+    return run(FakeCloud(), identity_program(ROTATING))
+
+
+def test_during_rotation_clusters_trust_both_anchors_and_issuers_chain_to_the_signing_one(rotating):
+    minted = {r.name: load_cert(r.state["certPem"]) for r in rotating.monitor.of_type(SELF_SIGNED)}
+    assert sorted(minted) == ["trust-anchor-next", "trust-anchor-primary"]
+    bundle = x509.load_pem_x509_certificates(rotating.outputs["anchor"].encode())
+    assert bundle == [minted["trust-anchor-primary"], minted["trust-anchor-next"]]
+    for cluster in CLUSTERS:
+        issuer = component_issuer(rotating, cluster)
+        issuer.verify_directly_issued_by(minted["trust-anchor-next"])
+        with pytest.raises(InvalidSignature):
+            issuer.verify_directly_issued_by(minted["trust-anchor-primary"])

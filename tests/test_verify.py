@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
 import json
 import textwrap
@@ -14,11 +13,9 @@ from typing import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from tests.certificates import pem, self_signed_ca
 from tests.fake_kube_api import FakeKubeAPI, apps_path, core_path, link_path
 from verify.__main__ import main
 from verify.dashboard import main as dashboard_main
@@ -27,29 +24,8 @@ GATEWAY = "203.0.113.10"
 MC = "linkerd-multicluster"
 
 
-def make_anchor(common_name: str = "root.linkerd.cluster.local") -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-ANCHOR = make_anchor()
-OTHER_ANCHOR = make_anchor()
+ANCHOR = self_signed_ca("root.linkerd.cluster.local")
+OTHER_ANCHOR = self_signed_ca("root.linkerd.cluster.local")
 
 
 def put_trust_roots(api: FakeKubeAPI, bundle: str) -> None:
