@@ -21,7 +21,7 @@ export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.pulumi-passphrase
 endif
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: help venv test cli token stack deploy preview destroy kubeconfig verify dashboard
+.PHONY: help venv test cli tools token stack existing-stack deploy preview destroy kubeconfig verify dashboard
 
 help:
 	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN)"
@@ -49,9 +49,16 @@ $(CURDIR)/.pulumi-passphrase:
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 	@echo "Generated $@: it decrypts this stack's secrets; back it up with the state."
 
-stack: venv cli $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
+tools: venv cli $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
 	$(if $(filter file://%,$(PULUMI_BACKEND_URL)),mkdir -p $(patsubst file://%,%,$(PULUMI_BACKEND_URL)))
+
+# Deploying and previewing may start a new stack; the other targets need an existing one, so
+# a mistyped STACK fails instead of creating an empty stack.
+stack: tools
 	$(PULUMI) stack select --create $(STACK) --non-interactive
+
+existing-stack: tools
+	$(PULUMI) stack select $(STACK) --non-interactive
 
 # Checked first, before anything is installed.
 token:
@@ -63,19 +70,19 @@ deploy: token stack
 preview: stack
 	$(PULUMI) preview --stack $(STACK) --diff
 
-destroy: stack
+destroy: existing-stack
 	$(PULUMI) destroy --stack $(STACK)
 
-kubeconfig: stack
+kubeconfig: existing-stack
 	@[ -n "$(CLUSTER)" ] || { echo "Usage: make kubeconfig CLUSTER=<name>" >&2; exit 1; }
 	@mkdir -p .kube && umask 077 && $(PULUMI) stack output kubeconfigs --stack $(STACK) --show-secrets --json \
 		| $(VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$(CLUSTER)" > .kube/$(STACK)-$(CLUSTER).yaml
 	@echo "export KUBECONFIG=$(CURDIR)/.kube/$(STACK)-$(CLUSTER).yaml"
 
 # The outputs are piped, so the kubeconfigs never land on disk.
-verify: stack
+verify: existing-stack
 	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify --outputs - $(if $(JSON),--json)
 
-dashboard: stack
+dashboard: existing-stack
 	@[ -n "$(CLUSTER)" ] || { echo "Usage: make dashboard CLUSTER=<name>" >&2; exit 1; }
 	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify.dashboard "$(CLUSTER)" --outputs -

@@ -48,11 +48,24 @@ def kubeconfig_yaml(name: str, endpoint: str, ca_certificate_b64: str, token: st
     )
 
 
+def _warn_if_not_on(name: str, live_version: str, prefix: str, cluster: pulumi.Resource) -> None:
+    """Version changes are ignored (auto-upgrade owns patches), so say when a minor upgrade waits."""
+    if live_version and not live_version.startswith(f"{prefix}."):
+        pulumi.log.warn(
+            f"cluster {name} runs Kubernetes {live_version} but kubernetesVersion is {prefix!r}: DOKS upgrades "
+            f"minor versions only when asked (`doctl kubernetes cluster upgrade <id> --version <{prefix}.x-do.y>`); "
+            "Pulumi leaves the version to DOKS so that an upgraded cluster is never replaced",
+            resource=cluster,
+        )
+
+
 @dataclass(frozen=True)
 class DoksClusterArgs:
     spec: ClusterSpec
-    # An exact DOKS version slug, from resolve_kubernetes_version.
+    # An exact DOKS version slug, from resolve_kubernetes_version, for a new cluster.
     version: str
+    # The configured prefix ("1.33"), which an existing cluster is checked against.
+    version_prefix: str
     digitalocean_token: pulumi.Input[str]
 
 
@@ -88,6 +101,7 @@ class DoksCluster(pulumi.ComponentResource):
             # to the configured slug would replace the cluster.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version"]),
         )
+        cluster.version.apply(lambda live: _warn_if_not_on(name, live, args.version_prefix, cluster))
         self.cluster_id = cluster.id
         self.endpoint = cluster.endpoint
         self.version = cluster.version

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
-from pulumi_digitalocean import DropletSlug, Region
+from pulumi_digitalocean import DropletSlug
 
 # Cluster names become Kubernetes object names and label values in other clusters
 # (`linkerd-service-mirror-<name>`, `cluster-credentials-<name>`, `<service>-<name>`), so they
@@ -29,10 +29,12 @@ HA_MIN_NODES = 3
 # `linkerd check` warns once a certificate has fewer than 60 days left.
 LINKERD_CHECK_WARNING_HOURS = 60 * 24
 
-KNOWN_REGIONS = frozenset(region.value for region in Region)
+# The regions that offer DOKS, as `doctl kubernetes options regions` lists them; the SDK's
+# Region enum also holds droplet-only regions (nyc2, ams2, sfo1) where a cluster cannot live.
+DOKS_REGIONS = frozenset({"ams3", "atl1", "blr1", "fra1", "lon1", "nyc1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1"})
 KNOWN_SIZES = frozenset(size.value for size in DropletSlug)
 # DOKS refuses node sizes under 2 GB of memory.
-TOO_SMALL_FOR_DOKS = frozenset({"s-1vcpu-512mb-10gb", "s-1vcpu-1gb", "s-1vcpu-1gb-amd", "s-1vcpu-1gb-intel"})
+TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith(("s-1vcpu-512mb", "s-1vcpu-1gb")))
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class MeshConfig:
     linkerd: LinkerdSpec = field(default_factory=LinkerdSpec)
     identity: IdentitySpec = field(default_factory=IdentitySpec)
     demo: bool = False
-    mirror_timeout_seconds: int = 300
+    # How long `pulumi up` waits for what the clusters produce asynchronously: a gateway's
+    # address, a remote-access token, each mirrored service.
+    wait_timeout_seconds: int = 300
 
     def gateway_clusters(self) -> list[str]:
         """Clusters something links to: only they need a multicluster gateway."""
@@ -159,8 +163,8 @@ def _dns_label(value: Any, max_length: int = 63) -> Optional[str]:
 
 
 def _region(value: Any) -> Optional[str]:
-    if value not in KNOWN_REGIONS:
-        return f"unknown DigitalOcean region {value!r}; allowed: {', '.join(sorted(KNOWN_REGIONS))}"
+    if value not in DOKS_REGIONS:
+        return f"{value!r} is not a DigitalOcean region with Kubernetes (DOKS); allowed: {', '.join(sorted(DOKS_REGIONS))}"
     return None
 
 
@@ -315,7 +319,7 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
 def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool) -> MeshConfig:
     """Build the typed config from the stack's values (already YAML-decoded) or raise RunError."""
     problems = _Problems(namespace)
-    known = {"clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "mirrorTimeoutSeconds"}
+    known = {"clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"}
     for key in values:
         if key not in known:
             problems.add(key, f"unknown key; allowed: {', '.join(sorted(known))}")
@@ -337,7 +341,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
     linkerd = _parse_linkerd(values.get("linkerd", {}), clusters, problems)
     identity = _parse_identity(values.get("identity", {}), problems)
     demo = _read(values, "demo", "", problems, _boolean, False)
-    timeout = _read(values, "mirrorTimeoutSeconds", "", problems, _positive_int, 300)
+    timeout = _read(values, "waitTimeoutSeconds", "", problems, _positive_int, 300)
     problems.raise_if_any()
     return MeshConfig(
         clusters=clusters,
@@ -347,7 +351,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
         linkerd=linkerd,
         identity=identity,
         demo=demo,
-        mirror_timeout_seconds=timeout,
+        wait_timeout_seconds=timeout,
     )
 
 

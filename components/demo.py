@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.link import EXPORTED_LABEL
+from components.names import EXPORTED_LABEL
 
 DEMO_NAMESPACE = "emojivoto"
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"

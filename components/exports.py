@@ -8,7 +8,8 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.config import ExportSpec
-from components.link import EXPORT_LABEL_VALUES, EXPORTED_LABEL
+from components.link import EXPORT_LABEL_VALUES
+from components.names import EXPORTED_LABEL
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ is P-224, so the curve is always set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
@@ -25,6 +26,19 @@ SHARED_ISSUER = "shared"
 class MeshIdentityArgs:
     spec: IdentitySpec
     cluster_names: Sequence[str]
+    # The time of this run; the issuers' renewal period is computed from it.
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def renewal_period(now: dt.datetime, spec: IdentitySpec) -> int:
+    """Which renewal period `now` is in; an issuer is re-issued when the period changes.
+
+    Periods are `issuerValidityHours - issuerRenewBeforeHours` long, so an issuer issued at any
+    time sees the next period start at least `issuerRenewBeforeHours` before it expires: the
+    first `pulumi up` after that re-issues it. (pulumi-tls's own early renewal only acts on a
+    refresh, so it is not relied on.)
+    """
+    return int(now.timestamp() // 3600 // (spec.issuer_validity_hours - spec.issuer_renew_before_hours))
 
 
 @dataclass(frozen=True)
@@ -34,8 +48,8 @@ class Issuer:
     expires_at: pulumi.Output[str]
 
 
-def _p256_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
-    return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=pulumi.ResourceOptions(parent=parent))
+def _p256_key(name: str, parent: pulumi.Resource, ignore_changes: Optional[list[str]] = None) -> tls.PrivateKey:
+    return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=pulumi.ResourceOptions(parent=parent, ignore_changes=ignore_changes))
 
 
 class MeshIdentity(pulumi.ComponentResource):
@@ -53,7 +67,8 @@ class MeshIdentity(pulumi.ComponentResource):
         self.trust_anchor_pem = pulumi.Output.all(*(cert.cert_pem for _, cert in anchors.values())).apply("".join)
         anchor_key, anchor = anchors[spec.signing_anchor]
         owners = [SHARED_ISSUER] if spec.shared_issuer else list(args.cluster_names)
-        minted = {owner: self._issuer(owner, anchor_key, anchor, spec) for owner in owners}
+        period = renewal_period(args.now, spec)
+        minted = {owner: self._issuer(owner, anchor_key, anchor, spec, period) for owner in owners}
         self.issuers = {cluster: minted[SHARED_ISSUER if spec.shared_issuer else cluster] for cluster in args.cluster_names}
         self.register_outputs(
             {
@@ -63,9 +78,10 @@ class MeshIdentity(pulumi.ComponentResource):
         )
 
     def _anchor(self, name: str, spec: IdentitySpec) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
-        key = _p256_key(f"trust-anchor-key-{name}", self)
-        # No early renewal: a new anchor would break every link until all clusters trust it.
-        # Rotating it is a deliberate procedure (see the README).
+        # An anchor is never replaced by a config change: a new anchor would break every link
+        # until all clusters trust it. Rotating it is a deliberate procedure (see the README);
+        # a changed lifetime applies to anchors added from then on.
+        key = _p256_key(f"trust-anchor-key-{name}", self, ignore_changes=["algorithm", "ecdsaCurve"])
         cert = tls.SelfSignedCert(
             f"trust-anchor-{name}",
             private_key_pem=key.private_key_pem,
@@ -73,11 +89,11 @@ class MeshIdentity(pulumi.ComponentResource):
             validity_period_hours=spec.anchor_validity_hours,
             is_ca_certificate=True,
             allowed_uses=CA_USES,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["validityPeriodHours", "subject", "allowedUses", "isCaCertificate"]),
         )
         return key, cert
 
-    def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec) -> Issuer:
+    def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec, period: int) -> Issuer:
         key = _p256_key(f"issuer-key-{owner}", self)
         request = tls.CertRequest(
             f"issuer-request-{owner}",
@@ -91,11 +107,12 @@ class MeshIdentity(pulumi.ComponentResource):
             ca_private_key_pem=anchor_key.private_key_pem,
             ca_cert_pem=anchor.cert_pem,
             validity_period_hours=spec.issuer_validity_hours,
-            # `pulumi up` re-issues the certificate once it is inside this window; the new
-            # certificate reaches the control plane through its Helm values.
+            # Also renews on `pulumi up --refresh` inside the window.
             early_renewal_hours=spec.issuer_renew_before_hours,
             is_ca_certificate=True,
             allowed_uses=CA_USES,
-            opts=pulumi.ResourceOptions(parent=self),
+            # A new period re-issues the certificate; it reaches the control plane through its
+            # Helm values.
+            opts=pulumi.ResourceOptions(parent=self, replacement_trigger=f"renewal-period-{period}"),
         )
         return Issuer(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem), expires_at=cert.validity_end_time)

@@ -10,14 +10,11 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster import kubeconfig_yaml
-from components.linkerd import LINKERD_NAMESPACE
-from components.multicluster import MULTICLUSTER_NAMESPACE
+from components.names import EXPORTED_LABEL, LINK_GROUP, LINK_VERSION, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE
 
-LINK_API_VERSION = "multicluster.linkerd.io/v1alpha3"
 GATEWAY_PORT = "4143"
 GATEWAY_IDENTITY = "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local"
 PROBE_SPEC = {"path": "/ready", "port": "4191", "period": "3s", "failureThreshold": "3", "timeout": "30s"}
-EXPORTED_LABEL = "mirror.linkerd.io/exported"
 # Label values of an exported service: mirrored through the gateway, or discovered directly.
 EXPORT_LABEL_VALUES = {"gateway": "true", "remote-discovery": "remote-discovery"}
 FEDERATED_SELECTOR = {"matchLabels": {"mirror.linkerd.io/federated": "member"}}
@@ -83,7 +80,7 @@ class ClusterLink(pulumi.ComponentResource):
         ]
         self.link = kubernetes.apiextensions.CustomResource(
             f"link-{name}",
-            api_version=LINK_API_VERSION,
+            api_version=f"{LINK_GROUP}/{LINK_VERSION}",
             kind="Link",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=target, namespace=MULTICLUSTER_NAMESPACE),
             spec=pulumi.Output.from_input(args.target_gateway_address).apply(lambda address: link_spec(target, address)),

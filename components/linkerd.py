@@ -9,9 +9,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.charts import linkerd_release, merge_values
-
-LINKERD_NAMESPACE = "linkerd"
-VIZ_NAMESPACE = "linkerd-viz"
+from components.names import LINKERD_NAMESPACE, VIZ_NAMESPACE
 
 # The parts of each chart's values-ha.yaml (Linkerd 2.20) that change behaviour: replicas, one
 # replica per node, disruption budgets, resource requests, and a webhook that fails closed.

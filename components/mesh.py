@@ -15,7 +15,8 @@ from components.exports import ExportedService, ExportedServiceArgs
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.link import EXPORT_LABEL_VALUES, ClusterLink, LinkArgs
 from components.linkerd import Linkerd, LinkerdArgs
-from components.mirror import MirroredService, MirroredServiceArgs, mirror_name
+from components.mirror import MirroredService, MirroredServiceArgs
+from components.names import mirror_name
 from components.multicluster import Multicluster, MulticlusterArgs
 
 DEMO_SERVICES = {service for _, service, _ in BACKENDS.values()}
@@ -53,7 +54,7 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
     multiclusters: dict[str, Multicluster] = {}
     # Nothing in one cluster refers to another here, so the regions deploy in parallel.
     for name, spec in config.clusters.items():
-        cluster = DoksCluster(name, DoksClusterArgs(spec=spec, version=version, digitalocean_token=digitalocean_token))
+        cluster = DoksCluster(name, DoksClusterArgs(spec=spec, version=version, version_prefix=config.kubernetes_version, digitalocean_token=digitalocean_token))
         issuer = identity.issuers[name]
         linkerd = Linkerd(
             name,
@@ -75,6 +76,8 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
                 gateway=name in gateways,
                 link_targets=config.link_targets(name),
                 control_plane=linkerd.control_plane,
+                kubeconfig=cluster.kubeconfig,
+                wait_timeout_seconds=config.wait_timeout_seconds,
                 gateway_source_ranges=config.linkerd.gateway_source_ranges,
             ),
         )
@@ -119,7 +122,7 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
                     namespace=export.namespace,
                     service=service,
                     gateway_address=multiclusters[target].gateway_address,
-                    timeout_seconds=config.mirror_timeout_seconds,
+                    timeout_seconds=config.wait_timeout_seconds,
                 ),
                 opts=pulumi.ResourceOptions(depends_on=[cluster_link, *workloads[source], *workloads[target]]),
             )

@@ -10,13 +10,12 @@ from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as kubernetes
+from kubernetes import client as kube_api
 
 from components.charts import linkerd_release
+from components.live_read import LiveReadProvider, NotReady, live_read_inputs, live_read_options, read_or_none, waited
+from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
 
-MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
-GATEWAY_SERVICE = "linkerd-gateway"
-# The chart's service account for linking clusters; Kubernetes fills this Secret's token.
-REMOTE_ACCESS_TOKEN_SECRET = "linkerd-service-mirror-remote-access-default-token"
 # Provisioning a DigitalOcean load balancer for the gateway takes a few minutes.
 MULTICLUSTER_TIMEOUT_SECONDS = 900
 # values-ha.yaml of the chart: three gateway replicas, spread over nodes.
@@ -34,6 +33,9 @@ class MulticlusterArgs:
     link_targets: Sequence[str]
     # The extension is installed only after this ready control plane.
     control_plane: pulumi.Resource
+    # For reading back the gateway address and the remote-access token, a bounded time.
+    kubeconfig: pulumi.Input[str]
+    wait_timeout_seconds: int
     gateway_source_ranges: Sequence[str] = field(default_factory=tuple)
 
 
@@ -53,27 +55,62 @@ def multicluster_values(args: MulticlusterArgs) -> dict:
     return values
 
 
-def decode_token(secret_data: Optional[dict], cluster: str) -> str:
-    token = base64.b64decode((secret_data or {}).get("token") or "").decode()
-    if not token:
-        # The token controller fills this Secret after the chart creates it; a link built on
-        # an empty token would fail later with Unauthorized, so stop here instead.
-        raise pulumi.RunError(
-            f"the {MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET} Secret in cluster {cluster!r} has no token yet "
-            "(Kubernetes' token controller fills it shortly after the multicluster chart creates it); run `pulumi up` again"
+class GatewayAddressProvider(LiveReadProvider):
+    outputs = ("address",)
+
+    def read_live(self, api, props: dict) -> dict:
+        service = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_service(GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE))
+        if service is None:
+            raise NotReady("the Service does not exist")
+        ingress = (service.status.load_balancer.ingress if service.status and service.status.load_balancer else None) or []
+        address = next((entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname), None)
+        if not address:
+            raise NotReady("the Service has no load balancer address yet")
+        return {"address": address}
+
+    def timeout_message(self, props: dict, last_state: str) -> str:
+        return (
+            f"the {MULTICLUSTER_NAMESPACE}/{GATEWAY_SERVICE} Service in cluster {props['cluster']!r} got no load balancer "
+            f"address within {waited(props)} ({last_state}); check the DigitalOcean load balancer it requested "
+            f"(`kubectl -n {MULTICLUSTER_NAMESPACE} describe svc {GATEWAY_SERVICE}`)"
         )
-    return token
 
 
-def gateway_address(status, cluster: str) -> str:
-    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
-    address = next((entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname), None)
-    if not address:
-        raise pulumi.RunError(
-            f"the {MULTICLUSTER_NAMESPACE}/{GATEWAY_SERVICE} Service in cluster {cluster!r} has no load balancer address; "
-            "check the DigitalOcean load balancer it requested (`kubectl -n linkerd-multicluster describe svc linkerd-gateway`)"
+class RemoteAccessTokenProvider(LiveReadProvider):
+    outputs = ("token",)
+
+    def read_live(self, api, props: dict) -> dict:
+        secret = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_secret(REMOTE_ACCESS_TOKEN_SECRET, MULTICLUSTER_NAMESPACE))
+        if secret is None:
+            raise NotReady("the Secret does not exist")
+        token = base64.b64decode((secret.data or {}).get("token") or "").decode()
+        if not token:
+            # The chart creates the Secret empty and Kubernetes' token controller fills it; a
+            # link built on an empty token would fail later with Unauthorized.
+            raise NotReady("the token controller has not filled in its token yet")
+        return {"token": token}
+
+    def timeout_message(self, props: dict, last_state: str) -> str:
+        return (
+            f"the {MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET} Secret in cluster {props['cluster']!r} has no token "
+            f"after {waited(props)} ({last_state}); check the kube-controller-manager of that cluster and run `pulumi up` again"
         )
-    return address
+
+
+class GatewayAddress(pulumi.dynamic.Resource):
+    address: pulumi.Output[str]
+
+    def __init__(self, name: str, cluster: str, kubeconfig: pulumi.Input[str], timeout_seconds: int, opts: pulumi.ResourceOptions):
+        inputs = live_read_inputs(kubeconfig, timeout_seconds, f"{MULTICLUSTER_NAMESPACE}/{GATEWAY_SERVICE}", cluster=cluster, address=None)
+        super().__init__(GatewayAddressProvider(), name, inputs, live_read_options(opts))
+
+
+class RemoteAccessToken(pulumi.dynamic.Resource):
+    token: pulumi.Output[str]  # secret
+
+    def __init__(self, name: str, cluster: str, kubeconfig: pulumi.Input[str], timeout_seconds: int, opts: pulumi.ResourceOptions):
+        inputs = live_read_inputs(kubeconfig, timeout_seconds, f"{MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET}", cluster=cluster, token=None)
+        super().__init__(RemoteAccessTokenProvider(), name, inputs, live_read_options(opts, "token"))
 
 
 class Multicluster(pulumi.ComponentResource):
@@ -97,11 +134,10 @@ class Multicluster(pulumi.ComponentResource):
             depends_on=[args.control_plane],
         )
         if args.gateway:
-            # Read live through this cluster's provider, after the release that creates them
-            # (and whose wait covers the load balancer getting its address).
-            read = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
-            service = kubernetes.core.v1.Service.get(f"gateway-service-{name}", f"{MULTICLUSTER_NAMESPACE}/{GATEWAY_SERVICE}", opts=read)
-            self.gateway_address = service.status.apply(lambda status: gateway_address(status, name))
-            token_secret = kubernetes.core.v1.Secret.get(f"remote-access-token-{name}", f"{MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET}", opts=read)
-            self.remote_access_token = pulumi.Output.secret(token_secret.data.apply(lambda data: decode_token(data, name)))
+            # Read live from this cluster once the release that creates them is in place (its
+            # wait already covers the load balancer getting its address).
+            read = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+            self.gateway_address = GatewayAddress(f"gateway-address-{name}", name, args.kubeconfig, args.wait_timeout_seconds, read).address
+            token = RemoteAccessToken(f"remote-access-token-{name}", name, args.kubeconfig, args.wait_timeout_seconds, read)
+            self.remote_access_token = pulumi.Output.secret(token.token)
         self.register_outputs({"gateway_address": self.gateway_address, "release_status": self.release.status})

@@ -10,11 +10,9 @@ import base64
 
 import dill
 import pulumi
-import yaml
 from pulumi.runtime import mocks
 
 from tests.fake_digitalocean import FakeDigitalOcean
-from tests.fake_kube_api import FakeKubeAPI
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import unwrap
@@ -23,13 +21,15 @@ DO_TOKEN = "dop_v1_fake_account_token_for_tests"
 
 
 class FakeCloud(mocks.Mocks):
-    def __init__(self, digitalocean: FakeDigitalOcean | None = None, tls: FakeTls | None = None):
-        self.digitalocean = digitalocean or FakeDigitalOcean()
-        self.tls = tls or FakeTls()
-        self.kubernetes = FakeKubernetes(self.digitalocean, DO_TOKEN)
+    def __init__(self):
+        self.digitalocean = FakeDigitalOcean()
+        self.tls = FakeTls()
+        self.kubernetes = FakeKubernetes(self.digitalocean)
         self.invokes: list[tuple[str, dict]] = []
         # (type, name) of everything the program asked for, components included.
         self.registered: list[tuple[str, str]] = []
+        # The outputs of each dynamic resource the engine created (previews create none).
+        self.dynamic_creates: list[dict] = []
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, args.args))
@@ -43,10 +43,8 @@ class FakeCloud(mocks.Mocks):
         if args.custom is False:
             return "", {}  # a component: the engine keeps no provider state for it
         if pulumi.runtime.is_dry_run():
-            # A first preview: nothing exists yet, so computed outputs and reads are unknown.
-            return "", {} if args.resource_id else inputs
-        if args.resource_id and type_.startswith("kubernetes:"):
-            return self.kubernetes.read(type_, args.resource_id, args.provider)
+            # A preview: nothing is created, so every computed output is unknown.
+            return "", inputs
         if type_ == "pulumi:providers:kubernetes":
             return f"{args.name}-id", self.kubernetes.register_provider(args.name, inputs)
         if type_ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
@@ -64,11 +62,9 @@ class FakeCloud(mocks.Mocks):
         server that serves what the simulated cluster holds (its endpoint "resolves" there)."""
         provider = dill.loads(base64.b64decode(unwrap(inputs["__provider"])))
         props = {key: unwrap(value) for key, value in inputs.items() if key != "__provider"}
-        server = yaml.safe_load(props["kubeconfig"])["clusters"][0]["cluster"]["server"]
-        source = self.kubernetes.clusters[server]
-        with FakeKubeAPI(source.name) as api:
-            for (namespace, name), mirror in self.kubernetes.mirrors_in(source).items():
-                api.put_service(namespace, name, cluster_ip=mirror["clusterIP"], ports=(("http", 80),))
-                api.put_endpoints(namespace, name, mirror["endpoints"], port=4143)
+        cluster = self.kubernetes.cluster_for_kubeconfig(props["kubeconfig"])
+        with self.kubernetes.serve(cluster) as api:
             result = provider.create({**props, "kubeconfig": api.kubeconfig()})
-        return result.id, {**inputs, **result.outs}
+        self.dynamic_creates.append(result.outs)
+        # The engine stores the provider's outputs (and the pickled provider), nothing else.
+        return result.id, {**result.outs, "kubeconfig": props["kubeconfig"], "__provider": inputs["__provider"]}

@@ -29,6 +29,9 @@ def _cluster_ca(name: str) -> str:
 class FakeDigitalOcean:
     def __init__(self, versions: list[str] = DOKS_VERSIONS):
         self.versions = versions
+        # Clusters that already exist (by DOKS name) at the version they run; Pulumi ignores
+        # changes to `version`, so their state keeps this one.
+        self.running_versions: dict[str, str] = {}
         # Cluster endpoint -> what a client needs to know about it (CA, name).
         self.clusters: dict[str, dict] = {}
 
@@ -57,6 +60,7 @@ class FakeDigitalOcean:
         )
         state = {
             **inputs,
+            "version": self.running_versions.get(inputs["name"], inputs["version"]),
             "nodePool": pool,
             "endpoint": endpoint,
             "ipv4Address": "",

@@ -4,14 +4,14 @@ It behaves like the provider: ECDSA keys on the requested curve (the provider's 
 P224), certificates signed with the hash Go's x509 picks for the signing key (SHA-256 for
 P-224/P-256 and RSA, SHA-384 for P-384, SHA-512 for P-521), the CA flag,
 key usages and extended key usages from `allowedUses`, validity from `validityPeriodHours`, and
-`readyForRenewal` once `earlyRenewalHours` is reached. Private keys come back as plain state: the
+`readyForRenewal` as a freshly minted certificate has it. Private keys come back as plain state: the
 recording monitor marks them secret because the SDK lists them in additionalSecretOutputs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,11 +44,6 @@ SUBJECT_FIELDS = {
 
 
 class FakeTls:
-    """Clock-injectable so tests can move time forward to the renewal window."""
-
-    def __init__(self, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)):
-        self.now = now
-
     def private_key(self, inputs: dict) -> dict:
         algorithm = inputs["algorithm"]
         if algorithm == "ECDSA":
@@ -79,7 +74,7 @@ class FakeTls:
         return self._certificate(inputs, csr.subject, csr.public_key(), ca_cert.subject, ca_key, ca_cert)
 
     def _certificate(self, inputs: dict, subject: x509.Name, public_key: Any, issuer: x509.Name, signing_key: Any, ca_cert: Any = None) -> dict:
-        start = self.now().replace(microsecond=0)
+        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         end = start + dt.timedelta(hours=int(inputs["validityPeriodHours"]))
         builder = (
             x509.CertificateBuilder()
@@ -112,7 +107,8 @@ class FakeTls:
             "certPem": cert.public_bytes(serialization.Encoding.PEM).decode(),
             "validityStartTime": start.isoformat().replace("+00:00", "Z"),
             "validityEndTime": end.isoformat().replace("+00:00", "Z"),
-            "readyForRenewal": self.now() >= end - dt.timedelta(hours=early),
+            # Freshly minted: ready for renewal only if the early-renewal window covers it all.
+            "readyForRenewal": start >= end - dt.timedelta(hours=early),
         }
 
     def new_resource(self, type_: str, inputs: dict) -> dict:

@@ -21,7 +21,7 @@ PROVIDER = "pulumi:providers:kubernetes"
 
 def build(fakes: FakeCloud, token: str = DO_TOKEN, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
     def program():
-        cluster = DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", digitalocean_token=pulumi.Output.secret(token)))
+        cluster = DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33", digitalocean_token=pulumi.Output.secret(token)))
         pulumi.export("kubeconfig", cluster.kubeconfig)
         pulumi.export("endpoint", cluster.endpoint)
 
@@ -108,3 +108,18 @@ def test_version_prefix_without_a_match_is_a_clear_error():
 
     with pytest.raises(pulumi.RunError, match=r"no DOKS Kubernetes version matches kubernetesVersion '1.29'.*doctl kubernetes options versions"):
         run(FakeCloud(), program)
+
+
+def test_a_cluster_left_on_an_older_minor_version_is_reported(caplog):
+    fakes = FakeCloud()
+    fakes.digitalocean.running_versions["prod-west"] = "1.32.9-do.0"
+    with caplog.at_level("WARNING"):
+        build(fakes)
+    assert "cluster west runs Kubernetes 1.32.9-do.0 but kubernetesVersion is '1.33'" in caplog.text
+    assert "doctl kubernetes cluster upgrade" in caplog.text
+
+
+def test_a_cluster_on_the_configured_minor_version_is_not_reported(caplog):
+    with caplog.at_level("WARNING"):
+        build(FakeCloud())
+    assert "runs Kubernetes" not in caplog.text

@@ -39,7 +39,8 @@ def cluster(**settings):
 
 
 CASES = {
-    "unknown region": (dict(clusters={"west": cluster(region="mars1"), "east": cluster()}), "linkerd-mesh:clusters.west.region", "unknown DigitalOcean region 'mars1'"),
+    "unknown region": (dict(clusters={"west": cluster(region="mars1"), "east": cluster()}), "linkerd-mesh:clusters.west.region", "'mars1' is not a DigitalOcean region with Kubernetes"),
+    "droplet-only region": (dict(clusters={"west": cluster(region="nyc2"), "east": cluster()}), "linkerd-mesh:clusters.west.region", "'nyc2' is not a DigitalOcean region with Kubernetes"),
     "unknown size": (dict(clusters={"west": cluster(nodeSize="s-99vcpu"), "east": cluster()}), "clusters.west.nodeSize", "unknown droplet size slug"),
     "size too small for DOKS": (dict(clusters={"west": cluster(nodeSize="s-1vcpu-1gb"), "east": cluster()}), "clusters.west.nodeSize", "too small for DOKS"),
     "zero nodes": (dict(clusters={"west": cluster(nodeCount=0), "east": cluster()}), "clusters.west.nodeCount", "positive integer"),
@@ -79,7 +80,7 @@ CASES = {
     "kubernetes too old for Linkerd": (dict(kubernetesVersion="1.30"), "linkerd-mesh:kubernetesVersion", "1.31 or newer"),
     "unknown top-level key": (dict(link=[{"from": "west", "to": "east"}]), "linkerd-mesh:link:", "unknown key"),
     "demo not a boolean": (dict(demo="on"), "linkerd-mesh:demo", "true or false"),
-    "mirror timeout zero": (dict(mirrorTimeoutSeconds=0), "linkerd-mesh:mirrorTimeoutSeconds", "positive integer"),
+    "mirror timeout zero": (dict(waitTimeoutSeconds=0), "linkerd-mesh:waitTimeoutSeconds", "positive integer"),
     "issuer outlives the anchor": (dict(identity={"anchorValidityHours": 8760, "issuerValidityHours": 17520}), "identity.issuerValidityHours", "expire before the trust anchor"),
     "issuer under 60 days": (dict(identity={"issuerValidityHours": 720}), "identity.issuerValidityHours", "more than 1440 hours"),
     "renewal window longer than the issuer": (dict(identity={"issuerValidityHours": 2000, "issuerRenewBeforeHours": 2000}), "identity.issuerRenewBeforeHours", "shorter than the issuer's lifetime"),

@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from pulumi.runtime import rpc
 
 from components.config import IdentitySpec
-from components.identity import MeshIdentity, MeshIdentityArgs
+from components.identity import MeshIdentity, MeshIdentityArgs, renewal_period
 from tests.certificates import self_signed_ca
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import Run, run, run_main, unwrap
@@ -339,3 +339,42 @@ def test_during_rotation_clusters_trust_both_anchors_and_issuers_chain_to_the_si
         issuer.verify_directly_issued_by(minted["trust-anchor-next"])
         with pytest.raises(InvalidSignature):
             issuer.verify_directly_issued_by(minted["trust-anchor-primary"])
+
+
+# Renewal without relying on a refresh: a new renewal period re-issues the issuers.
+
+
+def test_issuers_are_reissued_when_the_renewal_period_changes():
+    spec = IdentitySpec()  # 8760 h issuers renewed in their last 1440 h: 7320 h periods
+    start = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+
+    def triggers(now: dt.datetime) -> dict[str, str]:
+        def program():
+            MeshIdentity("mesh-identity", MeshIdentityArgs(spec=spec, cluster_names=CLUSTERS, now=now))
+
+        result = run(FakeCloud(), program)
+        return {r.name: r.options["replacementTrigger"] for r in result.monitor.of_type(LOCALLY_SIGNED)}
+
+    first = triggers(start)
+    assert set(first) == {"issuer-west", "issuer-east"} and all(first.values())
+    period = renewal_period(start, spec)
+    next_period = dt.datetime.fromtimestamp((period + 1) * 7320 * 3600, dt.timezone.utc)
+    assert triggers(next_period - dt.timedelta(hours=1)) == first, "re-issued within a period"
+    assert triggers(next_period) != first, "not re-issued when a new period starts"
+
+
+def test_a_new_period_starts_before_any_issuer_enters_its_last_60_days():
+    spec = IdentitySpec()
+    period_hours = spec.issuer_validity_hours - spec.issuer_renew_before_hours
+    for issued_hours in range(0, 3 * period_hours, 97):  # issued at many points of several periods
+        issued = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=issued_hours)
+        expires = issued + dt.timedelta(hours=spec.issuer_validity_hours)
+        next_period_start = dt.datetime.fromtimestamp((renewal_period(issued, spec) + 1) * period_hours * 3600, dt.timezone.utc)
+        assert next_period_start <= expires - dt.timedelta(hours=spec.issuer_renew_before_hours)
+
+
+def test_config_changes_never_replace_the_anchor(per_cluster):
+    (anchor,) = per_cluster.monitor.of_type(SELF_SIGNED)
+    assert {"validityPeriodHours", "subject", "allowedUses", "isCaCertificate"} <= set(anchor.ignore_changes)
+    (key,) = [r for r in per_cluster.monitor.of_type("tls:index/privateKey:PrivateKey") if r.name.startswith("trust-anchor-key")]
+    assert {"algorithm", "ecdsaCurve"} <= set(key.ignore_changes)

@@ -16,6 +16,7 @@ from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import PROJECT, run, run_main, unwrap
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 TOKEN = {"digitalocean:token": DO_TOKEN}
 # Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths.
 CHART_KEYS = {chart: set(keys) for chart, keys in json.loads((Path(__file__).parent / "data" / "linkerd_chart_value_keys.json").read_text())["keys"].items()}
@@ -166,8 +167,10 @@ def test_gateway_address_is_read_from_the_live_service(seed):
     fakes, result = seed
     east = fakes.kubernetes.cluster_named("east")
     assert result.outputs["gatewayAddresses"] == {"east": east.gateway_ip}
-    (read,) = [r for r in result.monitor.registrations.values() if r.read and r.type == "kubernetes:core/v1:Service"]
-    assert provider_cluster(read) == "east"
+    (read,) = [r for r in result.monitor.of_type(DYNAMIC) if unwrap(r.inputs["objectId"]) == "linkerd-multicluster/linkerd-gateway"]
+    # Read from east, through east's kubeconfig, after east's multicluster release.
+    assert fakes.kubernetes.cluster_for_kubeconfig(unwrap(read.inputs["kubeconfig"])) is east
+    assert is_rpc_secret(read.inputs["kubeconfig"]) and is_rpc_secret(read.state["kubeconfig"])
     multicluster = releases(result)[("east", "linkerd-multicluster")].urn
     assert multicluster in result.monitor.ancestors_and_deps(read.urn)
 
@@ -177,7 +180,7 @@ def test_linkerd_component_alone_orders_its_releases():
         from tests.test_cluster import DoksCluster, DoksClusterArgs  # a provider for one cluster
         from components.config import ClusterSpec
 
-        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", DO_TOKEN))
+        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
         Linkerd(
             "solo",
             LinkerdArgs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -12,9 +13,11 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret
 
-from components.mirror import MirrorNotReady, wait_for_mirror, core_v1_for
+from components.live_read import WaitTimedOut
+from components.mirror import MirroredServiceProvider
+from components.multicluster import RemoteAccessTokenProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
-from tests.fake_kube_api import FakeKubeAPI
+from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, unwrap
 from tests.test_linkerd import provider_cluster, releases
 
@@ -23,6 +26,7 @@ TOKEN = {"digitalocean:token": DO_TOKEN}
 LINK_SCHEMA = json.loads((Path(__file__).parent / "data" / "link_v1alpha3_schema.json").read_text())
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
 SECRET = "kubernetes:core/v1:Secret"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def seed():
 
 
 def of_kind(result, type_: str, cluster: str) -> list:
-    return [r for r in result.monitor.of_type(type_) if not r.read and provider_cluster(r) == cluster]
+    return [r for r in result.monitor.of_type(type_) if provider_cluster(r) == cluster]
 
 
 def test_link_is_valid_against_the_crd_schema(seed):
@@ -128,22 +132,42 @@ def test_demo_vote_bot_of_west_calls_east_through_the_mirror(seed):
 
 def test_only_the_exported_demo_service_carries_the_export_label(seed):
     _, result = seed
-    labels = {(provider_cluster(s), s.inputs["metadata"]["name"]): s.inputs["metadata"].get("labels", {}) for s in result.monitor.of_type("kubernetes:core/v1:Service") if not s.read}
+    labels = {(provider_cluster(s), s.inputs["metadata"]["name"]): s.inputs["metadata"].get("labels", {}) for s in result.monitor.of_type("kubernetes:core/v1:Service")}
     exported = {key for key, value in labels.items() if value.get("mirror.linkerd.io/exported") == "true"}
     assert exported == {("east", "web-svc")}
 
 
-def test_demo_off_creates_nothing_of_the_demo_and_labels_the_service_in_place(monkeypatch):
+def test_demo_off_creates_nothing_of_the_demo_and_labels_the_existing_service():
     fakes = FakeCloud()
-    with pytest.raises(MirrorNotReady) as raised:
-        run_main(fakes, config={**TOKEN, f"{PROJECT}:demo": "false", f"{PROJECT}:mirrorTimeoutSeconds": "1"})
-    demo_types = {"kubernetes:core/v1:Namespace", "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:ServiceAccount"}
+    # The user's own workload: web-svc in east, and its namespace in west for the mirror.
+    fakes.kubernetes.preexisting = {"east": [("Service", "emojivoto", "web-svc", {"app": "web"})], "west": [("Namespace", "", "emojivoto", {})]}
+    result = run_main(fakes, config={**TOKEN, f"{PROJECT}:demo": "false"})
+    demo_types = {"kubernetes:core/v1:Namespace", "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:Service"}
     assert not [r for r in fakes.registered if r[0] in demo_types]
-    (patch,) = [reg for reg in fakes.kubernetes.cluster_named("east").objects if reg[0] == "ServicePatch"]
-    assert patch == ("ServicePatch", "emojivoto", "web-svc")
-    # Without the demo, west has no emojivoto namespace, so no mirror can appear: the wait says so.
+    (patch,) = result.monitor.of_type("kubernetes:core/v1:ServicePatch")
+    assert provider_cluster(patch) == "east"
+    # Server-side apply of only the label: the patch claims no other field of the service.
+    assert patch.inputs["metadata"] == {"name": "web-svc", "namespace": "emojivoto", "labels": {"mirror.linkerd.io/exported": "true"}}
+    assert set(patch.inputs) == {"apiVersion", "kind", "metadata"}
+    (mirror,) = result.outputs["mirroredServices"]["west"]
+    assert mirror["endpoints"] == [fakes.kubernetes.cluster_named("east").gateway_ip]
+
+
+def test_exporting_a_service_that_does_not_exist_fails_at_the_patch():
+    fakes = FakeCloud()
+    with pytest.raises(Exception, match=r'services "web-svc" not found in namespace emojivoto'):
+        run_main(fakes, config={**TOKEN, f"{PROJECT}:demo": "false"})
+    # The mirror waits for the export: it is never read, let alone waited for in vain.
+    assert not [outs for outs in fakes.dynamic_creates if "endpoints" in outs]
+
+
+def test_a_mirror_that_never_appears_fails_the_update_with_the_likely_causes():
+    fakes = FakeCloud()
+    fakes.kubernetes.unreachable_gateways.add("east")
+    with pytest.raises(WaitTimedOut) as raised:
+        run_main(fakes, config={**TOKEN, f"{PROJECT}:waitTimeoutSeconds": "1"})
     message = str(raised.value)
-    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s" in message
+    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s (the service does not exist)" in message
     for cause in ("gateway is unreachable", "namespace 'emojivoto' does not exist in the linking cluster", "not exported"):
         assert cause in message
 
@@ -152,7 +176,7 @@ def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
     exports = [{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "remote-discovery"}]
     fakes = FakeCloud()
     result = run_main(fakes, config={**TOKEN, f"{PROJECT}:exports": json.dumps(exports)})
-    (web,) = [s for s in result.monitor.of_type("kubernetes:core/v1:Service") if not s.read and provider_cluster(s) == "east" and s.inputs["metadata"]["name"] == "web-svc"]
+    (web,) = [s for s in result.monitor.of_type("kubernetes:core/v1:Service") if provider_cluster(s) == "east" and s.inputs["metadata"]["name"] == "web-svc"]
     assert web.inputs["metadata"]["labels"]["mirror.linkerd.io/exported"] == "remote-discovery"
     assert result.outputs["mirroredServices"] == {}
     # No gateway mirror for this export, so west's vote-bot keeps to its own web service.
@@ -163,34 +187,57 @@ def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
 def test_empty_remote_access_token_stops_before_the_link():
     fakes = FakeCloud()
     fakes.kubernetes.token_missing_in.add("east")
-    with pytest.raises(Exception, match=r"linkerd-service-mirror-remote-access-default-token Secret in cluster 'east' has no token yet.*pulumi up"):
-        run_main(fakes, config=TOKEN)
+    with pytest.raises(WaitTimedOut, match=r"linkerd-service-mirror-remote-access-default-token Secret in cluster 'east' has no token after 1s \(the token controller has not filled in its token yet\).*pulumi up"):
+        run_main(fakes, config={**TOKEN, f"{PROJECT}:waitTimeoutSeconds": "1"})
     assert not [r for r in fakes.registered if r[0] == LINK or (r[0] == SECRET and "credentials" in r[1])]
 
 
-def test_preview_shows_the_expected_mirror_without_waiting():
+def test_preview_reads_nothing_and_shows_the_expected_mirror():
     fakes = FakeCloud()
     result = run_main(fakes, config=TOKEN, preview=True)
-    (mirror,) = result.monitor.of_type("pulumi-python:dynamic:Resource")
+    # Nothing is read from a cluster during a preview (the recording monitor refuses `.get` reads).
+    assert fakes.dynamic_creates == []
+    reads = {unwrap(r.inputs["objectId"]): r for r in result.monitor.of_type(DYNAMIC)}
+    assert sorted(reads) == ["emojivoto/web-svc-east", "linkerd-multicluster/linkerd-gateway", "linkerd-multicluster/linkerd-service-mirror-remote-access-default-token"]
+    mirror = reads["emojivoto/web-svc-east"]
     assert (unwrap(mirror.inputs["namespace"]), unwrap(mirror.inputs["service"]), unwrap(mirror.inputs["link"])) == ("emojivoto", "web-svc-east", "west->east")
-    assert "clusterIP" not in mirror.state or mirror.state["clusterIP"] is None
 
 
-class TestWaitForMirror:
-    """The wait itself, against a fake API server the real client talks to."""
+def test_reads_keep_their_kubeconfig_and_token_secret(seed):
+    _, result = seed
+    for read in result.monitor.of_type(DYNAMIC):
+        assert is_rpc_secret(read.inputs["kubeconfig"]) and is_rpc_secret(read.state["kubeconfig"])
+    (token,) = [r for r in result.monitor.of_type(DYNAMIC) if "token" in r.state]
+    assert is_rpc_secret(token.state["token"])
 
-    def wait(self, api: FakeKubeAPI, timeout: float = 2.0):
-        return wait_for_mirror(core_v1_for(api.kubeconfig()), link="west->east", namespace="emojivoto", service="web-svc-east", timeout_seconds=timeout)
+
+def mirror_props(api: FakeKubeAPI, timeout: float = 2.0, gateway: str = "203.0.113.20") -> dict:
+    return {
+        "kubeconfig": api.kubeconfig(),
+        "timeoutSeconds": timeout,
+        "objectId": "emojivoto/web-svc-east",
+        "link": "west->east",
+        "namespace": "emojivoto",
+        "service": "web-svc-east",
+        "gatewayAddress": gateway,
+        "clusterIP": None,
+        "endpoints": None,
+    }
+
+
+class TestMirroredServiceProvider:
+    """The provider itself, against a fake API server the real client talks to."""
 
     def test_returns_cluster_ip_and_ready_addresses(self):
         with FakeKubeAPI() as api:
             api.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.7")
             api.put_endpoints("emojivoto", "web-svc-east", ["203.0.113.20"], port=4143, not_ready=["203.0.113.99"])
-            assert self.wait(api) == {"clusterIP": "10.245.0.7", "endpoints": ["203.0.113.20"]}
+            created = MirroredServiceProvider().create(mirror_props(api))
+        assert created.id == "emojivoto/web-svc-east"
+        assert (created.outs["clusterIP"], created.outs["endpoints"]) == ("10.245.0.7", ["203.0.113.20"])
 
     def test_waits_for_a_mirror_that_appears_later(self):
         with FakeKubeAPI() as api:
-            import threading
 
             def appear():
                 api.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.8")
@@ -199,7 +246,7 @@ class TestWaitForMirror:
             timer = threading.Timer(0.3, appear)
             timer.start()
             try:
-                assert self.wait(api, timeout=5)["endpoints"] == ["203.0.113.20"]
+                assert MirroredServiceProvider().create(mirror_props(api, timeout=5)).outs["endpoints"] == ["203.0.113.20"]
             finally:
                 timer.cancel()
 
@@ -207,13 +254,52 @@ class TestWaitForMirror:
         with FakeKubeAPI() as api:
             api.put_service("emojivoto", "web-svc-east")
             api.put_endpoints("emojivoto", "web-svc-east", [])
-            with pytest.raises(MirrorNotReady, match="the service exists but has no endpoints"):
-                self.wait(api, timeout=0.3)
+            with pytest.raises(WaitTimedOut, match="the service exists but has no endpoints"):
+                MirroredServiceProvider().create(mirror_props(api, timeout=0.3))
+
+    def test_waits_until_the_mirror_follows_a_moved_gateway(self):
+        with FakeKubeAPI() as api:
+            api.put_service("emojivoto", "web-svc-east")
+            api.put_endpoints("emojivoto", "web-svc-east", ["203.0.113.20"], port=4143)
+            with pytest.raises(WaitTimedOut, match=r"its endpoints \['203.0.113.20'\] are not the gateway's address 203.0.113.77 yet"):
+                MirroredServiceProvider().create(mirror_props(api, timeout=0.3, gateway="203.0.113.77"))
 
     def test_other_api_errors_are_not_mistaken_for_a_missing_mirror(self):
         from kubernetes.client.exceptions import ApiException
 
         with FakeKubeAPI() as api:
+            props = {**mirror_props(api), "kubeconfig": api.kubeconfig(token="wrong")}
             with pytest.raises(ApiException) as raised:
-                wait_for_mirror(core_v1_for(api.kubeconfig(token="wrong")), link="west->east", namespace="emojivoto", service="web-svc-east", timeout_seconds=1)
-            assert raised.value.status == 401
+                MirroredServiceProvider().create(props)
+        assert raised.value.status == 401
+
+    def test_a_new_token_is_no_reason_to_read_again_but_a_moved_gateway_is(self):
+        provider = MirroredServiceProvider()
+        with FakeKubeAPI() as api:
+            olds = {**mirror_props(api), "clusterIP": "10.245.0.7", "endpoints": ["203.0.113.20"]}
+        rotated = provider.diff("id", olds, {**mirror_props(api), "kubeconfig": "another token"})
+        assert not rotated.changes
+        moved = provider.diff("id", olds, mirror_props(api, gateway="203.0.113.77"))
+        assert moved.changes and moved.replaces == ["gatewayAddress"]
+
+    def test_refresh_reads_the_live_mirror_and_forgets_a_vanished_one(self):
+        provider = MirroredServiceProvider()
+        with FakeKubeAPI() as api:
+            api.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.9")
+            api.put_endpoints("emojivoto", "web-svc-east", ["203.0.113.20"], port=4143)
+            assert provider.read("emojivoto/web-svc-east", mirror_props(api)).outs["clusterIP"] == "10.245.0.9"
+            api.delete(core_path("emojivoto", "services", "web-svc-east"))
+            # Gone: the next `pulumi up` creates (waits for) it again.
+            assert provider.read("emojivoto/web-svc-east", mirror_props(api)).id is None
+
+
+def test_the_token_provider_waits_for_the_token_controller():
+    with FakeKubeAPI() as api:
+        api.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-default-token", {})
+        timer = threading.Timer(0.3, lambda: api.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-default-token", {"token": "filled-later"}))
+        timer.start()
+        try:
+            props = {"kubeconfig": api.kubeconfig(), "timeoutSeconds": 5, "objectId": "x", "cluster": "east", "token": None}
+            assert RemoteAccessTokenProvider().create(props).outs["token"] == "filled-later"
+        finally:
+            timer.cancel()

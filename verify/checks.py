@@ -14,11 +14,10 @@ from typing import Callable, Mapping, Optional, Protocol
 
 from cryptography import x509
 
+from components.names import EXPORTED_LABEL, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, mirror_name
 from verify.kube import KubeError
 from verify.outputs import Export, Link, StackOutputs
 
-MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
-LINKERD_NAMESPACE = "linkerd"
 TRUST_ROOTS_CONFIGMAP = "linkerd-identity-trust-roots"
 TRUST_ROOTS_KEY = "ca-bundle.crt"
 
@@ -53,7 +52,7 @@ def check_link(cluster: Cluster, target: str, gateway_address: str) -> Optional[
     if link is None:
         return (
             f"no Link {target!r} in {MULTICLUSTER_NAMESPACE} on {cluster.name}, so nothing from {target} is mirrored; "
-            "run `pulumi up` again (the multicluster component creates the Link)"
+            "run `pulumi up` again (the stack creates one Link per configured link)"
         )
     actual = (link.get("spec") or {}).get("gatewayAddress")
     if actual != gateway_address:
@@ -104,12 +103,12 @@ def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
 
 
 def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: str) -> Optional[str]:
-    mirror = f"{export.service}-{export.cluster}"
+    mirror = mirror_name(export.service, export.cluster)
     where = f"{export.namespace}/{mirror}"
     if cluster.get_service(export.namespace, mirror) is None:
         return (
             f"no mirror Service {where} in {cluster.name}: {export.service} is not exported from {export.cluster} "
-            "(label mirror.linkerd.io/exported=true) or the service mirror is not running"
+            f"(label {EXPORTED_LABEL}=true) or the service mirror is not running"
         )
     addresses = ready_addresses(cluster.get_endpoints(export.namespace, mirror))
     if not addresses:

@@ -10,13 +10,13 @@ import json
 from typing import Any, Callable, Optional
 
 import urllib3
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-LINK_GROUP = "multicluster.linkerd.io"
-LINK_VERSION = "v1alpha3"
-VIZ_NAMESPACE = "linkerd-viz"
+from components.kube_client import KubeconfigError
+from components.kube_client import api_client as kubeconfig_client
+from components.names import LINK_GROUP, LINK_VERSION, VIZ_NAMESPACE
+
 # The API server's service proxy: scheme:name:port of linkerd-viz's Prometheus Service.
 PROMETHEUS_QUERY_PATH = f"/api/v1/namespaces/{VIZ_NAMESPACE}/services/http:prometheus:9090/proxy/api/v1/query"
 # Per request, so an unreachable cluster fails its checks instead of hanging the command.
@@ -30,8 +30,8 @@ class KubeError(Exception):
 def api_client(kubeconfig: str) -> client.ApiClient:
     """A client for the current context of a kubeconfig given as YAML text."""
     try:
-        return config.new_client_from_config_dict(yaml.safe_load(kubeconfig), persist_config=False)
-    except (yaml.YAMLError, config.ConfigException) as err:
+        return kubeconfig_client(kubeconfig)
+    except KubeconfigError as err:
         raise KubeError(f"unusable kubeconfig: {err}") from err
 
 
