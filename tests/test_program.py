@@ -130,9 +130,18 @@ def test_sixteen_clusters_in_a_full_mesh_evaluate_in_seconds():
     clusters = {f"region-{i:02d}": {"region": regions[i % len(regions)], "nodeSize": "s-4vcpu-8gb", "nodeCount": 3} for i in range(16)}
     links = [{"from": a, "to": b} for a in clusters for b in clusters if a != b]
     config = {**TOKEN, f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:links": json.dumps(links), f"{PROJECT}:exports": "[]", f"{PROJECT}:demo": "false"}
+    # A preview: evaluating the program and registering every resource, which is what
+    # `pulumi preview` pays before any provider does work.
     started = time.monotonic()
-    result = run_main(FakeCloud(), config=config)
+    result = run_main(FakeCloud(), config=config, preview=True)
     elapsed = time.monotonic() - started
     assert len(result.monitor.of_type("kubernetes:multicluster.linkerd.io/v1alpha3:Link")) == 240
-    # Seconds even with the fakes' key generation and the mock engine in the loop.
-    assert elapsed < 30, f"16 clusters / 240 links took {elapsed:.1f}s to evaluate"
+    # About 5 s on a 2-core machine, most of it the mock engine's own bookkeeping.
+    assert elapsed < 15, f"16 clusters / 240 links took {elapsed:.1f}s to evaluate"
+
+
+def test_the_seed_stack_evaluates_well_under_two_seconds():
+    run_main(FakeCloud(), config=TOKEN, preview=True)  # imports and first-use costs paid once
+    started = time.monotonic()
+    run_main(FakeCloud(), config=TOKEN, preview=True)
+    assert time.monotonic() - started < 2
