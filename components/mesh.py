@@ -10,14 +10,14 @@ import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs, resolve_kubernetes_version
 from components.config import MeshConfig
-from components.demo import DEMO_NAMESPACE, WEB_SERVICE, BACKENDS, Demo, DemoArgs
+from components.demo import BACKENDS, DEMO_NAMESPACE, WEB_SERVICE, Demo, DemoArgs
 from components.exports import ExportedService, ExportedServiceArgs
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.link import EXPORT_LABEL_VALUES, ClusterLink, LinkArgs
 from components.linkerd import Linkerd, LinkerdArgs
 from components.mirror import MirroredService, MirroredServiceArgs
-from components.names import mirror_name
 from components.multicluster import Multicluster, MulticlusterArgs
+from components.names import mirror_name
 
 DEMO_SERVICES = {service for _, service, _ in BACKENDS.values()}
 
@@ -44,102 +44,114 @@ def _vote_bot_target(config: MeshConfig, cluster: str) -> str:
     return f"{service}.{DEMO_NAMESPACE}:80"
 
 
+@dataclass(frozen=True)
+class _ClusterParts:
+    doks: DoksCluster
+    linkerd: Linkerd
+    multicluster: Multicluster
+
+
+def _build_cluster(name: str, config: MeshConfig, version: str, digitalocean_token: pulumi.Input[str], identity: MeshIdentity) -> _ClusterParts:
+    """One region: nothing here refers to another cluster, so the regions deploy in parallel."""
+    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=version, version_prefix=config.kubernetes_version, digitalocean_token=digitalocean_token))
+    issuer = identity.issuers[name]
+    linkerd = Linkerd(
+        name,
+        LinkerdArgs(
+            provider=doks.provider,
+            chart_version=config.linkerd.version,
+            high_availability=config.linkerd.high_availability,
+            trust_anchor_pem=identity.trust_anchor_pem,
+            issuer_cert_pem=issuer.cert_pem,
+            issuer_key_pem=issuer.key_pem,
+        ),
+    )
+    multicluster = Multicluster(
+        name,
+        MulticlusterArgs(
+            provider=doks.provider,
+            chart_version=config.linkerd.version,
+            high_availability=config.linkerd.high_availability,
+            gateway=name in config.gateway_clusters(),
+            link_targets=config.link_targets(name),
+            control_plane=linkerd.control_plane,
+            kubeconfig=doks.kubeconfig,
+            wait_timeout_seconds=config.wait_timeout_seconds,
+            gateway_source_ranges=config.linkerd.gateway_source_ranges,
+        ),
+    )
+    return _ClusterParts(doks=doks, linkerd=linkerd, multicluster=multicluster)
+
+
+def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts]) -> dict[str, list[pulumi.Resource]]:
+    """The demo and the export labels, per cluster: what a mirror waits for besides its link
+    (the exported services in the target, the demo's namespace in the linking cluster)."""
+    workloads: dict[str, list[pulumi.Resource]] = {name: [] for name in config.clusters}
+    for name in config.clusters if config.demo else []:
+        exported = {e.service: EXPORT_LABEL_VALUES[e.mode] for e in config.exports if e.cluster == name and e.namespace == DEMO_NAMESPACE and e.service in DEMO_SERVICES}
+        demo_args = DemoArgs(provider=parts[name].doks.provider, control_plane=parts[name].linkerd.control_plane, web_host=_vote_bot_target(config, name), exported=exported)
+        workloads[name].append(Demo(name, demo_args))
+    for export in config.exports:
+        if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
+            continue  # the demo creates this service with its export label
+        export_args = ExportedServiceArgs(export=export, provider=parts[export.cluster].doks.provider)
+        workloads[export.cluster].append(ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", export_args))
+    return workloads
+
+
+def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads: dict[str, list[pulumi.Resource]]) -> dict[str, list[dict]]:
+    """Every link and the services it mirrors; returns them per linking cluster, as read back."""
+    mirrored: dict[str, list[dict]] = {}
+    for link in config.links:
+        source, target = parts[link.source], parts[link.target]
+        cluster_link = ClusterLink(
+            f"{link.source}-to-{link.target}",
+            LinkArgs(
+                source_provider=source.doks.provider,
+                target=link.target,
+                target_endpoint=target.doks.endpoint,
+                target_ca_certificate=target.doks.ca_certificate,
+                target_token=target.multicluster.remote_access_token,
+                target_gateway_address=target.multicluster.gateway_address,
+                source_multicluster=source.multicluster.release,
+            ),
+        )
+        for export in (e for e in config.exports if e.cluster == link.target and e.mode == "gateway"):
+            service = mirror_name(export.service, link.target)
+            mirror = MirroredService(
+                f"mirror-{link.source}-{export.namespace}-{service}",
+                MirroredServiceArgs(
+                    source_kubeconfig=source.doks.kubeconfig,
+                    link=f"{link.source}->{link.target}",
+                    namespace=export.namespace,
+                    service=service,
+                    gateway_address=target.multicluster.gateway_address,
+                    timeout_seconds=config.wait_timeout_seconds,
+                ),
+                opts=pulumi.ResourceOptions(depends_on=[cluster_link, *workloads[link.source], *workloads[link.target]]),
+            )
+            mirrored.setdefault(link.source, []).append(
+                {"name": f"{export.namespace}/{service}", "target": link.target, "clusterIP": mirror.clusterIP, "endpoints": mirror.endpoints}
+            )
+    return mirrored
+
+
 def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> MeshOutputs:
     # Resolved once, before anything is registered: a bad prefix creates nothing.
     version = resolve_kubernetes_version(config.kubernetes_version)
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
-    gateways = set(config.gateway_clusters())
-    clusters: dict[str, DoksCluster] = {}
-    linkerds: dict[str, Linkerd] = {}
-    multiclusters: dict[str, Multicluster] = {}
-    # Nothing in one cluster refers to another here, so the regions deploy in parallel.
-    for name, spec in config.clusters.items():
-        cluster = DoksCluster(name, DoksClusterArgs(spec=spec, version=version, version_prefix=config.kubernetes_version, digitalocean_token=digitalocean_token))
-        issuer = identity.issuers[name]
-        linkerd = Linkerd(
-            name,
-            LinkerdArgs(
-                provider=cluster.provider,
-                chart_version=config.linkerd.version,
-                high_availability=config.linkerd.high_availability,
-                trust_anchor_pem=identity.trust_anchor_pem,
-                issuer_cert_pem=issuer.cert_pem,
-                issuer_key_pem=issuer.key_pem,
-            ),
-        )
-        multiclusters[name] = Multicluster(
-            name,
-            MulticlusterArgs(
-                provider=cluster.provider,
-                chart_version=config.linkerd.version,
-                high_availability=config.linkerd.high_availability,
-                gateway=name in gateways,
-                link_targets=config.link_targets(name),
-                control_plane=linkerd.control_plane,
-                kubeconfig=cluster.kubeconfig,
-                wait_timeout_seconds=config.wait_timeout_seconds,
-                gateway_source_ranges=config.linkerd.gateway_source_ranges,
-            ),
-        )
-        clusters[name], linkerds[name] = cluster, linkerd
-
-    # What a mirror in a linking cluster waits for, besides the link: the exported services
-    # (with their label) in the target, and the demo's namespace in the linking cluster.
-    workloads: dict[str, list[pulumi.Resource]] = {name: [] for name in config.clusters}
-    for name in config.clusters if config.demo else []:
-        exported = {e.service: EXPORT_LABEL_VALUES[e.mode] for e in config.exports if e.cluster == name and e.namespace == DEMO_NAMESPACE and e.service in DEMO_SERVICES}
-        demo = Demo(name, DemoArgs(provider=clusters[name].provider, control_plane=linkerds[name].control_plane, web_host=_vote_bot_target(config, name), exported=exported))
-        workloads[name].append(demo)
-    for export in config.exports:
-        if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
-            continue  # the demo creates this service with its export label
-        exported_service = ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", ExportedServiceArgs(export=export, provider=clusters[export.cluster].provider))
-        workloads[export.cluster].append(exported_service)
-
-    mirrored: dict[str, list[dict]] = {}
-    for link in config.links:
-        source, target = link.source, link.target
-        name = f"{source}-to-{target}"
-        cluster_link = ClusterLink(
-            name,
-            LinkArgs(
-                source_provider=clusters[source].provider,
-                target=target,
-                target_endpoint=clusters[target].endpoint,
-                target_ca_certificate=clusters[target].ca_certificate,
-                target_token=multiclusters[target].remote_access_token,
-                target_gateway_address=multiclusters[target].gateway_address,
-                source_multicluster=multiclusters[source].release,
-            ),
-        )
-        for export in (e for e in config.exports if e.cluster == target and e.mode == "gateway"):
-            service = mirror_name(export.service, target)
-            mirror = MirroredService(
-                f"mirror-{source}-{export.namespace}-{service}",
-                MirroredServiceArgs(
-                    source_kubeconfig=clusters[source].kubeconfig,
-                    link=f"{source}->{target}",
-                    namespace=export.namespace,
-                    service=service,
-                    gateway_address=multiclusters[target].gateway_address,
-                    timeout_seconds=config.wait_timeout_seconds,
-                ),
-                opts=pulumi.ResourceOptions(depends_on=[cluster_link, *workloads[source], *workloads[target]]),
-            )
-            mirrored.setdefault(source, []).append(
-                {"name": f"{export.namespace}/{service}", "target": target, "clusterIP": mirror.clusterIP, "endpoints": mirror.endpoints}
-            )
-
+    parts = {name: _build_cluster(name, config, version, digitalocean_token, identity) for name in config.clusters}
+    mirrored = _build_links(config, parts, _build_workloads(config, parts))
     return MeshOutputs(
         clusters={
-            name: {"id": c.cluster_id, "region": c.region, "version": c.version, "endpoint": c.endpoint}
-            for name, c in clusters.items()
+            name: {"id": p.doks.cluster_id, "region": p.doks.region, "version": p.doks.version, "endpoint": p.doks.endpoint}
+            for name, p in parts.items()
         },
-        kubeconfigs=pulumi.Output.secret({name: c.kubeconfig for name, c in clusters.items()}),
+        kubeconfigs=pulumi.Output.secret({name: p.doks.kubeconfig for name, p in parts.items()}),
         trust_anchor_pem=identity.trust_anchor_pem,
         issuer_expiry={name: issuer.expires_at for name, issuer in identity.issuers.items()},
-        gateway_addresses={name: multiclusters[name].gateway_address for name in sorted(gateways)},
+        gateway_addresses={name: parts[name].multicluster.gateway_address for name in config.gateway_clusters()},
         mirrored_services=mirrored,
-        links=[{"from": l.source, "to": l.target} for l in config.links],
+        links=[{"from": link.source, "to": link.target} for link in config.links],
         exports=[{"cluster": e.cluster, "namespace": e.namespace, "service": e.service, "mode": e.mode} for e in config.exports],
     )
