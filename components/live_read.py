@@ -90,10 +90,14 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(id_=props["objectId"], outs={**props, **self._wait(props)})
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
-        # A new kubeconfig (a rotated token) or timeout changes nothing that was read.
-        ignored = {"kubeconfig", "timeoutSeconds", *self.outputs}
-        changed = [key for key in news if key not in ignored and olds.get(key) != news.get(key)]
-        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        changed = [key for key in news if key not in self.outputs and olds.get(key) != news.get(key)]
+        # A new kubeconfig (a rotated token) or timeout changes nothing that was read: an update
+        # just stores it; anything else means the object may differ, so it is read again.
+        replaces = [key for key in changed if key not in ("kubeconfig", "timeoutSeconds")]
+        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult(outs={**news, **{key: olds[key] for key in self.outputs if key in olds}})
 
     def read(self, id_: str, props: dict) -> pulumi.dynamic.ReadResult:
         """`pulumi refresh`: the object as it is now; gone (or not ready) means read it again on `up`."""

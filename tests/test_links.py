@@ -273,12 +273,15 @@ class TestMirroredServiceProvider:
                 MirroredServiceProvider().create(props)
         assert raised.value.status == 401
 
-    def test_a_new_token_is_no_reason_to_read_again_but_a_moved_gateway_is(self):
+    def test_a_new_token_is_stored_without_reading_again_but_a_moved_gateway_is_read_again(self):
         provider = MirroredServiceProvider()
         with FakeKubeAPI() as api:
             olds = {**mirror_props(api), "clusterIP": "10.245.0.7", "endpoints": ["203.0.113.20"]}
-        rotated = provider.diff("id", olds, {**mirror_props(api), "kubeconfig": "another token"})
-        assert not rotated.changes
+        news = {**mirror_props(api), "kubeconfig": "another token"}
+        rotated = provider.diff("id", olds, news)
+        assert rotated.changes and not rotated.replaces
+        updated = provider.update("id", olds, news).outs
+        assert updated["kubeconfig"] == "another token" and updated["clusterIP"] == "10.245.0.7"
         moved = provider.diff("id", olds, mirror_props(api, gateway="203.0.113.77"))
         assert moved.changes and moved.replaces == ["gatewayAddress"]
 
