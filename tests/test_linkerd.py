@@ -205,3 +205,37 @@ def test_linkerd_component_alone_orders_its_releases():
 
 def test_merge_values_merges_maps_and_replaces_the_rest():
     assert merge_values({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"c": 3}, "d": [2]}) == {"a": {"b": 1, "c": 3}, "d": [2]}
+
+
+def test_multicluster_component_alone_reads_back_its_gateway_and_token():
+    def program():
+        from components.config import ClusterSpec
+        from components.multicluster import Multicluster, MulticlusterArgs
+        from tests.test_cluster import DoksCluster, DoksClusterArgs
+
+        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
+        multicluster = Multicluster(
+            "solo",
+            MulticlusterArgs(
+                provider=cluster.provider,
+                chart_version="2026.6.3",
+                high_availability=False,
+                gateway=True,
+                link_targets=["zeta", "alpha"],
+                control_plane=cluster.provider,
+                kubeconfig=cluster.kubeconfig,
+                wait_timeout_seconds=5,
+            ),
+        )
+        pulumi.export("gateway", multicluster.gateway_address)
+        pulumi.export("token", multicluster.remote_access_token)
+
+    fakes = FakeCloud()
+    result = run(fakes, program, stack="test")
+    solo = fakes.kubernetes.cluster_named("solo")
+    assert result.outputs == {"gateway": solo.gateway_ip, "token": solo.remote_access_token}
+    assert "token" in result.secret_outputs and "gateway" not in result.secret_outputs
+    (release,) = result.monitor.of_type(RELEASE)
+    values = unwrap(release.inputs["values"])
+    assert values["gateway"] == {"enabled": True}
+    assert values["controllers"] == [{"link": {"ref": {"name": "alpha"}}}, {"link": {"ref": {"name": "zeta"}}}]

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import jsonschema
+import pulumi
 import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret
@@ -18,7 +19,7 @@ from components.mirror import MirroredServiceProvider
 from components.multicluster import RemoteAccessTokenProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
-from tests.harness import PROJECT, run_main, unwrap
+from tests.harness import PROJECT, run, run_main, unwrap
 from tests.test_linkerd import provider_cluster, releases
 
 TOKEN = {"digitalocean:token": DO_TOKEN}
@@ -306,3 +307,33 @@ def test_the_token_provider_waits_for_the_token_controller():
             assert RemoteAccessTokenProvider().create(props).outs["token"] == "filled-later"
         finally:
             timer.cancel()
+
+
+def test_link_component_alone():
+    def program():
+        from components.config import ClusterSpec
+        from components.link import ClusterLink, LinkArgs
+        from tests.test_cluster import DoksCluster, DoksClusterArgs
+
+        source = DoksCluster("west", DoksClusterArgs(ClusterSpec("west", "sfo3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
+        ClusterLink(
+            "west-to-far",
+            LinkArgs(
+                source_provider=source.provider,
+                target="far",
+                target_endpoint="https://far.example",
+                target_ca_certificate=base64.b64encode(b"far-ca").decode(),
+                target_token=pulumi.Output.secret("far-token"),
+                target_gateway_address="198.51.100.9",
+                source_multicluster=source.provider,
+            ),
+        )
+
+    result = run(FakeCloud(), program, stack="test")
+    (link,) = result.monitor.of_type(LINK)
+    spec = unwrap(link.inputs["spec"])
+    assert (link.inputs["metadata"]["name"], spec["targetClusterName"], spec["gatewayAddress"]) == ("far", "far", "198.51.100.9")
+    for secret in result.monitor.of_type(SECRET):
+        kubeconfig = yaml.safe_load(base64.b64decode(unwrap(secret.inputs["data"])["kubeconfig"]))
+        assert kubeconfig["clusters"][0]["cluster"] == {"server": "https://far.example", "certificate-authority-data": base64.b64encode(b"far-ca").decode()}
+        assert kubeconfig["users"][0]["user"] == {"token": "far-token"}
