@@ -6,6 +6,7 @@ Every problem is collected with its key path and what is allowed, and reported i
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -119,20 +120,25 @@ class _Problems:
             raise pulumi.RunError(f"invalid stack configuration ({len(self.items)} problems):\n{listed}")
 
 
-def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: Mapping[str, Any]) -> dict:
+def _key_path(path: str, key: str) -> str:
+    """`clusters.west` + `region`; top-level keys ("" path) stand alone."""
+    return f"{path}.{key}" if path else key
+
+
+def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[str, ...]) -> dict:
     """A mapping whose keys are all known; a typo must not silently fall back to a default."""
     if not isinstance(value, dict):
         problems.add(path, f"must be a mapping with keys {', '.join(allowed)}")
         return {}
     for key in value:
         if key not in allowed:
-            problems.add(f"{path}.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+            problems.add(_key_path(path, key), f"unknown key; allowed: {', '.join(allowed)}")
     return value
 
 
 def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
     """entry[key] if it passes `check`; otherwise the problem is recorded and `default` returned."""
-    key_path = f"{path}.{key}" if path else key
+    key_path = _key_path(path, key)
     if key not in entry:
         if required:
             problems.add(key_path, "is required")
@@ -186,7 +192,7 @@ def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
         name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
         if name_problem:
             problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
-        entry = _expect_mapping(settings, path, problems, {"region": 0, "nodeSize": 0, "nodeCount": 0})
+        entry = _expect_mapping(settings, path, problems, ("region", "nodeSize", "nodeCount"))
         region = _read(entry, "region", path, problems, _region, required=True)
         size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
         count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
@@ -202,7 +208,7 @@ def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Probl
     links: list[LinkSpec] = []
     for index, item in enumerate(raw):
         path = f"links[{index}]"
-        entry = _expect_mapping(item, path, problems, {"from": 0, "to": 0})
+        entry = _expect_mapping(item, path, problems, ("from", "to"))
         ends = {}
         for key in ("from", "to"):
             value = _read(entry, key, path, problems, lambda v: None, required=True)
@@ -230,7 +236,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], problems: _Problems) -
     exports: list[ExportSpec] = []
     for index, item in enumerate(raw):
         path = f"exports[{index}]"
-        entry = _expect_mapping(item, path, problems, {"cluster": 0, "namespace": 0, "service": 0, "mode": 0})
+        entry = _expect_mapping(item, path, problems, ("cluster", "namespace", "service", "mode"))
         cluster = _read(entry, "cluster", path, problems, lambda v: None, required=True)
         namespace = _read(entry, "namespace", path, problems, _dns_label, required=True)
         # The mirror is named `<service>-<cluster>`, itself a DNS-1035 label.
@@ -251,7 +257,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], problems: _Problems) -
 
 def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> LinkerdSpec:
     default = LinkerdSpec()
-    entry = _expect_mapping(raw, "linkerd", problems, {"version": 0, "highAvailability": 0, "gatewaySourceRanges": 0})
+    entry = _expect_mapping(raw, "linkerd", problems, ("version", "highAvailability", "gatewaySourceRanges"))
 
     def chart_version(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not CHART_VERSION.match(value):
@@ -259,8 +265,6 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
         return None
 
     def source_ranges(value: Any) -> Optional[str]:
-        import ipaddress  # only needed when ranges are configured
-
         if not isinstance(value, list):
             return "must be a list of CIDR ranges"
         for cidr in value:
@@ -275,14 +279,14 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
     ranges = _read(entry, "gatewaySourceRanges", "linkerd", problems, source_ranges, [])
     if ha:
         for name, cluster in clusters.items():
-            if cluster.node_count is not None and cluster.node_count < HA_MIN_NODES:
+            if cluster.node_count < HA_MIN_NODES:
                 problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} nodes (one control-plane replica per node), got {cluster.node_count}")
     return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
 
 
 def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     default = IdentitySpec()
-    entry = _expect_mapping(raw, "identity", problems, {"anchorValidityHours": 0, "issuerValidityHours": 0, "issuerRenewBeforeHours": 0, "sharedIssuer": 0, "anchors": 0, "signingAnchor": 0})
+    entry = _expect_mapping(raw, "identity", problems, ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"))
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
     issuer = _read(entry, "issuerValidityHours", "identity", problems, _positive_int, default.issuer_validity_hours)
     renew = _read(entry, "issuerRenewBeforeHours", "identity", problems, _positive_int, default.issuer_renew_before_hours)
@@ -319,10 +323,7 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
 def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool) -> MeshConfig:
     """Build the typed config from the stack's values (already YAML-decoded) or raise RunError."""
     problems = _Problems(namespace)
-    known = {"clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"}
-    for key in values:
-        if key not in known:
-            problems.add(key, f"unknown key; allowed: {', '.join(sorted(known))}")
+    _expect_mapping(values, "", problems, ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"))
     if not token_available:
         problems.add("token", "no DigitalOcean token: set DIGITALOCEAN_TOKEN or `pulumi config set --secret digitalocean:token`", namespace="digitalocean")
     clusters = _parse_clusters(values.get("clusters"), problems)

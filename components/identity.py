@@ -62,7 +62,7 @@ class MeshIdentity(pulumi.ComponentResource):
     def __init__(self, name: str, args: MeshIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:MeshIdentity", name, None, opts)
         spec = args.spec
-        anchors = {name: self._anchor(name, spec) for name in spec.anchors}
+        anchors = {anchor_name: self._anchor(anchor_name, spec) for anchor_name in spec.anchors}
         # Every cluster trusts the whole bundle, so issuers signed by any of them are accepted.
         self.trust_anchor_pem = pulumi.Output.all(*(cert.cert_pem for _, cert in anchors.values())).apply("".join)
         anchor_key, anchor = anchors[spec.signing_anchor]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -38,13 +38,7 @@ class Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     ignore_changes: list[str]
-    additional_secret_outputs: list[str]
-    custom: bool
-    options: dict = field(default_factory=dict)
-
-
-def _secret_keys(inputs: dict, additional: list[str]) -> set[str]:
-    return set(additional) | {key for key, value in inputs.items() if rpc.is_rpc_secret(value)}
+    replacement_trigger: Any
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -53,7 +47,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: dict[str, Registration] = {}
 
     def _record(self, request, urn: str, inputs: dict, state: dict) -> dict:
-        secret = _secret_keys(inputs, list(getattr(request, "additionalSecretOutputs", [])))
+        secret = set(request.additionalSecretOutputs) | {key for key, value in inputs.items() if rpc.is_rpc_secret(value)}
         state = {key: rpc.wrap_rpc_secret(value) if key in secret and not rpc.is_rpc_secret(value) else value for key, value in state.items()}
         self.registrations[urn] = Registration(
             urn=urn,
@@ -63,17 +57,10 @@ class RecordingMonitor(mocks.MockMonitor):
             state=state,
             parent=request.parent,
             provider=request.provider,
-            dependencies=list(getattr(request, "dependencies", [])),
-            property_dependencies={key: list(deps.urns) for key, deps in getattr(request, "propertyDependencies", {}).items()},
-            ignore_changes=list(getattr(request, "ignoreChanges", [])),
-            additional_secret_outputs=list(getattr(request, "additionalSecretOutputs", [])),
-            custom=getattr(request, "custom", True),
-            options={
-                "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
-                "customTimeouts": getattr(request, "customTimeouts", None),
-                "replaceOnChanges": list(getattr(request, "replaceOnChanges", [])),
-                "replacementTrigger": rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
-            },
+            dependencies=list(request.dependencies),
+            property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+            ignore_changes=list(request.ignoreChanges),
+            replacement_trigger=rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
         )
         return state
 

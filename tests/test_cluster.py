@@ -9,10 +9,11 @@ import pulumi
 import pytest
 import yaml
 
-from components.cluster import DoksCluster, DoksClusterArgs, resolve_kubernetes_version
+from components.cluster import resolve_kubernetes_version
 from components.config import ClusterSpec
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import run, unwrap
+from tests.program import lone_cluster
 from pulumi.runtime.rpc import is_rpc_secret
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
@@ -21,7 +22,7 @@ PROVIDER = "pulumi:providers:kubernetes"
 
 def build(fakes: FakeCloud, token: str = DO_TOKEN, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
     def program():
-        cluster = DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33", digitalocean_token=pulumi.Output.secret(token)))
+        cluster = lone_cluster(spec, token)
         pulumi.export("kubeconfig", cluster.kubeconfig)
         pulumi.export("endpoint", cluster.endpoint)
 

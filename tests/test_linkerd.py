@@ -11,11 +11,13 @@ import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
 from components.charts import merge_values
+from components.config import ClusterSpec
 from components.linkerd import Linkerd, LinkerdArgs
+from components.multicluster import Multicluster, MulticlusterArgs
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import PROJECT, run, run_main, unwrap
+from tests.program import RELEASE, lone_cluster, releases
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 TOKEN = {"digitalocean:token": DO_TOKEN}
 # Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths.
@@ -27,17 +29,6 @@ CHARTS = {
     "linkerd-viz": "linkerd-viz",
     "linkerd-multicluster": "linkerd-multicluster",
 }
-
-
-def provider_cluster(registration) -> str:
-    """The cluster a resource lands in: its provider is named `kubernetes-<cluster>`."""
-    name = registration.provider.rsplit("::", 1)[0].rsplit("::", 1)[-1]
-    assert name.startswith("kubernetes-"), registration.provider
-    return name.removeprefix("kubernetes-")
-
-
-def releases(result) -> dict[tuple[str, str], object]:
-    return {(provider_cluster(r), r.inputs["chart"]): r for r in result.monitor.of_type(RELEASE)}
 
 
 def value_paths(values, prefix: str = "") -> set[str]:
@@ -177,10 +168,7 @@ def test_gateway_address_is_read_from_the_live_service(seed):
 
 def test_linkerd_component_alone_orders_its_releases():
     def program():
-        from tests.test_cluster import DoksCluster, DoksClusterArgs  # a provider for one cluster
-        from components.config import ClusterSpec
-
-        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
+        cluster = lone_cluster(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3))
         Linkerd(
             "solo",
             LinkerdArgs(
@@ -209,11 +197,7 @@ def test_merge_values_merges_maps_and_replaces_the_rest():
 
 def test_multicluster_component_alone_reads_back_its_gateway_and_token():
     def program():
-        from components.config import ClusterSpec
-        from components.multicluster import Multicluster, MulticlusterArgs
-        from tests.test_cluster import DoksCluster, DoksClusterArgs
-
-        cluster = DoksCluster("solo", DoksClusterArgs(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
+        cluster = lone_cluster(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3))
         multicluster = Multicluster(
             "solo",
             MulticlusterArgs(

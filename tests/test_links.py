@@ -14,13 +14,15 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret
 
+from components.config import ClusterSpec
+from components.link import ClusterLink, LinkArgs
 from components.live_read import WaitTimedOut
 from components.mirror import MirroredServiceProvider
 from components.multicluster import RemoteAccessTokenProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run, run_main, unwrap
-from tests.test_linkerd import provider_cluster, releases
+from tests.program import lone_cluster, provider_cluster, releases
 
 TOKEN = {"digitalocean:token": DO_TOKEN}
 # The openAPIV3Schema of Linkerd's Link CRD, version v1alpha3 (descriptions removed).
@@ -311,11 +313,7 @@ def test_the_token_provider_waits_for_the_token_controller():
 
 def test_link_component_alone():
     def program():
-        from components.config import ClusterSpec
-        from components.link import ClusterLink, LinkArgs
-        from tests.test_cluster import DoksCluster, DoksClusterArgs
-
-        source = DoksCluster("west", DoksClusterArgs(ClusterSpec("west", "sfo3", "s-4vcpu-8gb", 3), "1.33.5-do.0", "1.33", DO_TOKEN))
+        source = lone_cluster(ClusterSpec("west", "sfo3", "s-4vcpu-8gb", 3))
         ClusterLink(
             "west-to-far",
             LinkArgs(
