@@ -33,8 +33,12 @@ def doks_name(stack: str, cluster: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{stack}-{cluster}".lower()).strip("-")
 
 
-def kubeconfig_yaml(name: str, endpoint: str, ca_certificate_b64: str, token: str) -> str:
-    """A kubeconfig that authenticates with a bearer token against one API endpoint."""
+def bearer_kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate_b64: pulumi.Input[str], token: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A kubeconfig that authenticates with a bearer token against one API endpoint; secret."""
+    return pulumi.Output.secret(pulumi.Output.all(endpoint, ca_certificate_b64, token).apply(lambda parts: _kubeconfig_yaml(name, *parts)))
+
+
+def _kubeconfig_yaml(name: str, endpoint: str, ca_certificate_b64: str, token: str) -> str:
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
@@ -107,11 +111,7 @@ class DoksCluster(pulumi.ComponentResource):
         self.version = cluster.version
         # kube_configs is secret (it holds the 7-day token); only its CA is used, never the token.
         self.ca_certificate = cluster.kube_configs.apply(lambda configs: configs[0].cluster_ca_certificate)
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.endpoint, self.ca_certificate, args.digitalocean_token).apply(
-                lambda parts: kubeconfig_yaml(name, parts[0], parts[1], parts[2])
-            )
-        )
+        self.kubeconfig = bearer_kubeconfig(name, cluster.endpoint, self.ca_certificate, args.digitalocean_token)
         self.provider = kubernetes.Provider(
             f"kubernetes-{name}",
             kubeconfig=self.kubeconfig,

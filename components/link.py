@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.cluster import kubeconfig_yaml
+from components.cluster import bearer_kubeconfig
 from components.names import EXPORTED_LABEL, LINK_GROUP, LINK_VERSION, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE
 
 GATEWAY_PORT = "4143"
@@ -62,10 +62,8 @@ class ClusterLink(pulumi.ComponentResource):
         super().__init__("linkerd-mesh:index:ClusterLink", name, None, opts)
         target = args.target
         in_source = pulumi.ResourceOptions(parent=self, provider=args.source_provider, depends_on=[args.source_multicluster])
-        kubeconfig = pulumi.Output.all(args.target_endpoint, args.target_ca_certificate, args.target_token).apply(
-            lambda parts: kubeconfig_yaml(target, parts[0], parts[1], parts[2])
-        )
-        data = {"kubeconfig": pulumi.Output.secret(kubeconfig.apply(lambda text: base64.b64encode(text.encode()).decode()))}
+        kubeconfig = bearer_kubeconfig(target, args.target_endpoint, args.target_ca_certificate, args.target_token)
+        data = {"kubeconfig": kubeconfig.apply(lambda text: base64.b64encode(text.encode()).decode())}
         secrets = [
             kubernetes.core.v1.Secret(
                 f"{name}-credentials-{namespace}",
