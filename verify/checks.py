@@ -146,13 +146,13 @@ def check_trust_anchors(cluster: Cluster, expected_pem: str) -> Optional[str]:
 
 
 def mtls_query(export: Export) -> str:
-    authority = f"{export.service}-{export.cluster}\\\\.{export.namespace}\\\\.svc.*"
+    authority = f"{mirror_name(export.service, export.cluster)}\\\\.{export.namespace}\\\\.svc.*"
     return f'sum by (tls) (response_total{{direction="outbound", authority=~"{authority}"}})'
 
 
 def check_mtls(cluster: Cluster, export: Export) -> Optional[str]:
     by_tls = {series["metric"].get("tls", ""): float(series["value"][1]) for series in cluster.prometheus_query(mtls_query(export))}
-    where = f"{export.namespace}/{export.service}-{export.cluster}"
+    where = f"{export.namespace}/{mirror_name(export.service, export.cluster)}"
     plaintext = sorted(tls or "<none>" for tls, count in by_tls.items() if tls != "true" and count > 0)
     if plaintext:
         return (
@@ -188,7 +188,7 @@ def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster]) -> list[R
         for export in outputs.exports_of(target):
             if export.mode != "gateway":
                 continue  # remote-discovery mirrors have no endpoints of their own: nothing to compare.
-            mirror = f"{export.namespace}/{export.service}-{target}"
+            mirror = f"{export.namespace}/{mirror_name(export.service, target)}"
             results.append(_result(source, link, "mirrored-service", f"mirror service {mirror} has the gateway of {target} as endpoints", lambda: check_mirrored_service(source, export, gateway)))
             results.append(_result(source, link, "mtls", f"traffic to {mirror} is mTLS", lambda: check_mtls(source, export)))
     for name in outputs.kubeconfigs:
