@@ -9,6 +9,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components.identity import trust_bundle_annotations
 from components.names import EXPORTED_LABEL
 
 DEMO_NAMESPACE = "emojivoto"
@@ -39,6 +40,9 @@ class DemoArgs:
     control_plane: pulumi.Resource
     # Where vote-bot sends its votes: the local web-svc, or the mirror of a linked cluster's.
     web_host: str
+    # The mesh's trust bundle: the injector gives each pod the roots once, so a new bundle
+    # restarts the demo.
+    trust_anchor_pem: pulumi.Input[str]
     # Demo services this cluster exports: service name -> export label value.
     exported: Mapping[str, str] = field(default_factory=dict)
 
@@ -47,7 +51,16 @@ def _env(values: Mapping[str, str]) -> list:
     return [kubernetes.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
 
 
-def _deployment(name: str, app: str, image: str, env: Mapping[str, str], opts: pulumi.ResourceOptions, command: Optional[list] = None, port: Optional[int] = 8080) -> kubernetes.apps.v1.Deployment:
+def _deployment(
+    name: str,
+    app: str,
+    image: str,
+    env: Mapping[str, str],
+    pod_annotations: pulumi.Input[dict],
+    opts: pulumi.ResourceOptions,
+    command: Optional[list] = None,
+    port: Optional[int] = 8080,
+) -> kubernetes.apps.v1.Deployment:
     labels = {"app": app, "version": IMAGE_TAG}
     container = kubernetes.core.v1.ContainerArgs(
         name=app,
@@ -64,7 +77,7 @@ def _deployment(name: str, app: str, image: str, env: Mapping[str, str], opts: p
             replicas=1,
             selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels={"app": app}),
             template=kubernetes.core.v1.PodTemplateSpecArgs(
-                metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=labels),
+                metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=labels, annotations=pod_annotations),
                 spec=kubernetes.core.v1.PodSpecArgs(service_account_name=app if port else None, containers=[container]),
             ),
         ),
@@ -81,10 +94,11 @@ class Demo(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.control_plane]),
         )
         inside = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace])
+        pod_annotations = pulumi.Output.from_input(args.trust_anchor_pem).apply(trust_bundle_annotations)
         for app, (image, service, env) in BACKENDS.items():
             # The identity of each workload in the mesh is its service account.
             kubernetes.core.v1.ServiceAccount(f"{app}-{name}", metadata=kubernetes.meta.v1.ObjectMetaArgs(name=app, namespace=DEMO_NAMESPACE), opts=inside)
-            _deployment(f"{app}-{name}", app, image, env, inside)
+            _deployment(f"{app}-{name}", app, image, env, pod_annotations, inside)
             labels = {"app": app}
             if service in args.exported:
                 labels = {**labels, EXPORTED_LABEL: args.exported[service]}
@@ -97,5 +111,5 @@ class Demo(pulumi.ComponentResource):
                 ),
                 opts=inside,
             )
-        _deployment(f"vote-bot-{name}", "vote-bot", "emojivoto-web", {"WEB_HOST": args.web_host}, inside, command=["emojivoto-vote-bot"], port=None)
+        _deployment(f"vote-bot-{name}", "vote-bot", "emojivoto-web", {"WEB_HOST": args.web_host}, pod_annotations, inside, command=["emojivoto-vote-bot"], port=None)
         self.register_outputs({"web_host": args.web_host})

@@ -8,6 +8,7 @@ is P-224, so the curve is always set.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -20,6 +21,8 @@ TRUST_ANCHOR_COMMON_NAME = "root.linkerd.cluster.local"
 ISSUER_COMMON_NAME = "identity.linkerd.cluster.local"
 CA_USES = ["cert_signing", "crl_signing"]
 SHARED_ISSUER = "shared"
+# A pod-template annotation that changes exactly when the trust bundle does.
+TRUST_BUNDLE_ANNOTATION = "checksum/trust-anchors"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,19 @@ def renewal_period(now: dt.datetime, spec: IdentitySpec) -> int:
     refresh, so it is not relied on.)
     """
     return int(now.timestamp() // 3600 // (spec.issuer_validity_hours - spec.issuer_renew_before_hours))
+
+
+def trust_bundle_annotations(trust_anchor_pem: str) -> dict[str, str]:
+    """Pod annotations that restart a pod when, and only when, the trust bundle changes.
+
+    Linkerd hands the roots to each pod once, at start: the identity controller reads them when
+    it starts (controller/cmd/identity/main.go) and skips a new issuer that does not chain to
+    them (pkg/identity/service.go); every proxy gets them as an environment variable, from the
+    roots ConfigMap or from the injector (charts/partials/templates/_proxy.tpl). A Helm upgrade
+    that changes only the roots changes no pod template, so without this nothing restarts.
+    The issuer is left out: identity reloads it by itself, and a renewal must restart nothing.
+    """
+    return {TRUST_BUNDLE_ANNOTATION: hashlib.sha256(trust_anchor_pem.strip().encode()).hexdigest()}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.charts import linkerd_release, merge_values
+from components.identity import trust_bundle_annotations
 from components.names import LINKERD_NAMESPACE, VIZ_NAMESPACE
 
 # The parts of each chart's values-ha.yaml (Linkerd 2.20) that change behaviour: replicas, one
@@ -60,10 +61,19 @@ def control_plane_values(args: LinkerdArgs) -> pulumi.Output[dict]:
         lambda pems: {
             "identityTrustAnchorsPEM": pems[0],
             "identity": {"issuer": {"tls": {"crtPEM": pems[1], "keyPEM": pems[2]}}},
+            # identity, destination and the injector (every pod template of the chart).
+            "podAnnotations": trust_bundle_annotations(pems[0]),
         }
     )
     # Output.all keeps the key's secrecy: the whole values map is secret.
     return identity.apply(lambda values: merge_values(CONTROL_PLANE_HA_VALUES, values) if args.high_availability else values)
+
+
+def viz_values(args: LinkerdArgs) -> pulumi.Output[dict]:
+    # The chart's values.yaml does not declare `podAnnotations`, but all five of its pod
+    # templates read it (viz/charts/linkerd-viz/templates/*.yaml).
+    base = VIZ_HA_VALUES if args.high_availability else {}
+    return pulumi.Output.from_input(args.trust_anchor_pem).apply(lambda pem: merge_values(base, {"podAnnotations": trust_bundle_annotations(pem)}))
 
 
 class Linkerd(pulumi.ComponentResource):
@@ -100,7 +110,7 @@ class Linkerd(pulumi.ComponentResource):
             f"linkerd-viz-{name}",
             chart="linkerd-viz",
             namespace=VIZ_NAMESPACE,
-            values=VIZ_HA_VALUES if args.high_availability else {},
+            values=viz_values(args),
             timeout_seconds=VIZ_TIMEOUT_SECONDS,
             depends_on=[self.control_plane],
             **common,

@@ -77,19 +77,26 @@ def _build_cluster(name: str, config: MeshConfig, version: str, digitalocean_tok
             control_plane=linkerd.control_plane,
             kubeconfig=doks.kubeconfig,
             wait_timeout_seconds=config.wait_timeout_seconds,
+            trust_anchor_pem=identity.trust_anchor_pem,
             gateway_source_ranges=config.linkerd.gateway_source_ranges,
         ),
     )
     return _ClusterParts(doks=doks, linkerd=linkerd, multicluster=multicluster)
 
 
-def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts]) -> dict[str, list[pulumi.Resource]]:
+def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts], identity: MeshIdentity) -> dict[str, list[pulumi.Resource]]:
     """The demo and the export labels, per cluster: what a mirror waits for besides its link
     (the exported services in the target, the demo's namespace in the linking cluster)."""
     workloads: dict[str, list[pulumi.Resource]] = {name: [] for name in config.clusters}
     for name in config.clusters if config.demo else []:
         exported = {e.service: EXPORT_LABEL_VALUES[e.mode] for e in config.exports if e.cluster == name and e.namespace == DEMO_NAMESPACE and e.service in DEMO_SERVICES}
-        demo_args = DemoArgs(provider=parts[name].doks.provider, control_plane=parts[name].linkerd.control_plane, web_host=_vote_bot_target(config, name), exported=exported)
+        demo_args = DemoArgs(
+            provider=parts[name].doks.provider,
+            control_plane=parts[name].linkerd.control_plane,
+            web_host=_vote_bot_target(config, name),
+            trust_anchor_pem=identity.trust_anchor_pem,
+            exported=exported,
+        )
         workloads[name].append(Demo(name, demo_args))
     for export in config.exports:
         if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
@@ -141,7 +148,7 @@ def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> Mes
     version = resolve_kubernetes_version(config.kubernetes_version)
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
     parts = {name: _build_cluster(name, config, version, digitalocean_token, identity) for name in config.clusters}
-    mirrored = _build_links(config, parts, _build_workloads(config, parts))
+    mirrored = _build_links(config, parts, _build_workloads(config, parts, identity))
     return MeshOutputs(
         clusters={
             name: {"id": p.doks.cluster_id, "region": p.doks.region, "version": p.doks.version, "endpoint": p.doks.endpoint}

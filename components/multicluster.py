@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 from kubernetes import client as kube_api
 
-from components.charts import linkerd_release
+from components.charts import linkerd_release, merge_values
+from components.identity import trust_bundle_annotations
 from components.live_read import LiveReadProvider, NotReady, live_read_inputs, live_read_options, read_or_none, waited
 from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
 
@@ -36,6 +37,8 @@ class MulticlusterArgs:
     # For reading back the gateway address and the remote-access token, a bounded time.
     kubeconfig: pulumi.Input[str]
     wait_timeout_seconds: int
+    # The mesh's trust bundle: its pods restart when it changes.
+    trust_anchor_pem: pulumi.Input[str]
     gateway_source_ranges: Sequence[str] = field(default_factory=tuple)
 
 
@@ -52,6 +55,17 @@ def multicluster_values(args: MulticlusterArgs) -> dict:
     }
     if args.high_availability:
         values["enablePodAntiAffinity"] = True
+    return values
+
+
+def trust_bundle_values(args: MulticlusterArgs, trust_anchor_pem: str) -> dict:
+    """Restart every pod of the chart on a new trust bundle: the service mirrors and the local
+    service mirror read `podAnnotations`, the gateway's pod template `gateway.deploymentAnnotations`
+    (multicluster/charts/linkerd-multicluster/templates/gateway.yaml)."""
+    annotations = trust_bundle_annotations(trust_anchor_pem)
+    values: dict = {"podAnnotations": annotations}
+    if args.gateway:
+        values["gateway"] = {"deploymentAnnotations": annotations}
     return values
 
 
@@ -127,7 +141,7 @@ class Multicluster(pulumi.ComponentResource):
             chart="linkerd-multicluster",
             namespace=MULTICLUSTER_NAMESPACE,
             version=args.chart_version,
-            values=multicluster_values(args),
+            values=pulumi.Output.from_input(args.trust_anchor_pem).apply(lambda pem: merge_values(multicluster_values(args), trust_bundle_values(args, pem))),
             provider=args.provider,
             parent=self,
             timeout_seconds=MULTICLUSTER_TIMEOUT_SECONDS,

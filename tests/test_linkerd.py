@@ -3,6 +3,7 @@ order that cannot leave pods unmeshed, HA only when asked, and the gateway addre
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from tests.program import RELEASE, lone_cluster, releases
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 TOKEN = {"digitalocean:token": DO_TOKEN}
-# Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths.
-CHART_KEYS = {chart: set(keys) for chart, keys in json.loads((Path(__file__).parent / "data" / "linkerd_chart_value_keys.json").read_text())["keys"].items()}
+# Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths,
+# and the few that only the templates read.
+CHART_VALUES = json.loads((Path(__file__).parent / "data" / "linkerd_chart_value_keys.json").read_text())
+CHART_KEYS = {chart: set(keys) | set(CHART_VALUES["templateOnlyKeys"].get(chart, [])) for chart, keys in CHART_VALUES["keys"].items()}
 # chart -> namespace, as Linkerd's Helm instructions install them.
 CHARTS = {
     "linkerd-crds": "linkerd",
@@ -31,13 +34,16 @@ CHARTS = {
 }
 
 
-def value_paths(values, prefix: str = "") -> set[str]:
+def value_paths(values, known: set[str], prefix: str = "") -> set[str]:
+    """Dotted paths of `values`; the keys inside a map the chart leaves free-form (a known key
+    with no known keys below it, such as podAnnotations) are the user's own."""
     paths = set()
     for key, value in values.items():
         path = f"{prefix}.{key}" if prefix else key
         paths.add(path)
-        if isinstance(value, dict):
-            paths |= value_paths(value, path)
+        free_form = path in known and not any(k.startswith(f"{path}.") for k in known)
+        if isinstance(value, dict) and not free_form:
+            paths |= value_paths(value, known, path)
     return paths
 
 
@@ -119,7 +125,7 @@ def test_no_install_in_one_cluster_waits_for_the_other(seed):
 def test_every_value_key_exists_in_the_pinned_chart(seed, seed_ha):
     for result in (seed[1], seed_ha):
         for (cluster, chart), release in releases(result).items():
-            unknown = value_paths(unwrap(release.inputs["values"])) - CHART_KEYS[chart]
+            unknown = value_paths(unwrap(release.inputs["values"]), CHART_KEYS[chart]) - CHART_KEYS[chart]
             assert not unknown, f"{chart} in {cluster} sets keys the chart does not have: {sorted(unknown)}"
 
 
@@ -127,7 +133,7 @@ def test_high_availability_values_only_when_asked(seed, seed_ha):
     plain, ha = releases(seed[1]), releases(seed_ha)
     for cluster in ("west", "east"):
         assert "controllerReplicas" not in unwrap(plain[(cluster, "linkerd-control-plane")].inputs["values"])
-        assert unwrap(plain[(cluster, "linkerd-viz")].inputs["values"]) == {}
+        assert "tap" not in unwrap(plain[(cluster, "linkerd-viz")].inputs["values"])
         control_plane = unwrap(ha[(cluster, "linkerd-control-plane")].inputs["values"])
         assert control_plane["controllerReplicas"] == 3 and control_plane["enablePodAntiAffinity"] is True
         assert control_plane["webhookFailurePolicy"] == "Fail"
@@ -188,7 +194,11 @@ def test_linkerd_component_alone_orders_its_releases():
     assert found["linkerd-control-plane"].urn in found["linkerd-viz"].dependencies
     values = found["linkerd-control-plane"].inputs["values"]
     assert is_rpc_secret(values)
-    assert unwrap(values) == {"identityTrustAnchorsPEM": "anchor-pem", "identity": {"issuer": {"tls": {"crtPEM": "issuer-pem", "keyPEM": "issuer-key"}}}}
+    assert unwrap(values) == {
+        "identityTrustAnchorsPEM": "anchor-pem",
+        "identity": {"issuer": {"tls": {"crtPEM": "issuer-pem", "keyPEM": "issuer-key"}}},
+        "podAnnotations": {"checksum/trust-anchors": hashlib.sha256(b"anchor-pem").hexdigest()},
+    }
 
 
 def test_merge_values_merges_maps_and_replaces_the_rest():
@@ -209,6 +219,7 @@ def test_multicluster_component_alone_reads_back_its_gateway_and_token():
                 control_plane=cluster.provider,
                 kubeconfig=cluster.kubeconfig,
                 wait_timeout_seconds=5,
+                trust_anchor_pem="anchor-pem",
             ),
         )
         pulumi.export("gateway", multicluster.gateway_address)
@@ -221,5 +232,5 @@ def test_multicluster_component_alone_reads_back_its_gateway_and_token():
     assert "token" in result.secret_outputs and "gateway" not in result.secret_outputs
     (release,) = result.monitor.of_type(RELEASE)
     values = unwrap(release.inputs["values"])
-    assert values["gateway"] == {"enabled": True}
+    assert values["gateway"] == {"enabled": True, "deploymentAnnotations": values["podAnnotations"]}
     assert values["controllers"] == [{"link": {"ref": {"name": "alpha"}}}, {"link": {"ref": {"name": "zeta"}}}]
