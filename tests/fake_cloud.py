@@ -50,7 +50,7 @@ class FakeCloud(mocks.Mocks):
         if type_ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
             return self.digitalocean.kubernetes_cluster(inputs)
         if type_.startswith("tls:"):
-            return f"{args.name}-id", self.tls.new_resource(type_, inputs)
+            return f"{args.name}-id", self.tls.create(type_, args.name, inputs)
         if type_.startswith("kubernetes:"):
             return self.kubernetes.create(type_, args.name, inputs, args.provider)
         if type_ == "pulumi-python:dynamic:Resource":

@@ -11,6 +11,7 @@ recording monitor marks them secret because the SDK lists them in additionalSecr
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from cryptography import x509
@@ -111,6 +112,10 @@ class FakeTls:
             "readyForRenewal": start >= end - dt.timedelta(hours=early),
         }
 
+    def create(self, type_: str, name: str, inputs: dict) -> dict:
+        """The provider's state for the resource `name` that the program registers."""
+        return self.new_resource(type_, inputs)
+
     def new_resource(self, type_: str, inputs: dict) -> dict:
         handlers = {
             "tls:index/privateKey:PrivateKey": self.private_key,
@@ -135,3 +140,25 @@ def _signature_hash(key: Any) -> hashes.HashAlgorithm:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return {384: hashes.SHA384(), 521: hashes.SHA512()}.get(key.curve.key_size, hashes.SHA256())
     return hashes.SHA256()
+
+
+class StatefulTls(FakeTls):
+    """pulumi-tls across several `pulumi up`s of one stack: a resource whose inputs did not change
+    keeps what it minted, as the engine keeps the state of a resource it has no diff for; any
+    change mints anew (every input of the provider's resources forces a replacement)."""
+
+    def __init__(self):
+        self.minted: dict[tuple[str, str], tuple[str, dict]] = {}  # (type, name) -> (inputs, state)
+
+    def create(self, type_: str, name: str, inputs: dict) -> dict:
+        canonical = json.dumps(unwrap(inputs), sort_keys=True)
+        kept = self.minted.get((type_, name))
+        if kept is None or kept[0] != canonical:
+            kept = self.minted[(type_, name)] = (canonical, self.new_resource(type_, inputs))
+        return kept[1]
+
+    def replace(self, type_: str) -> None:
+        """What the engine does to resources whose replacementTrigger changed (the issuers'
+        certificates, in a new renewal period: components/identity.py): the next `up` mints
+        them anew, from the same keys."""
+        self.minted = {key: value for key, value in self.minted.items() if key[0] != type_}

@@ -1,0 +1,222 @@
+"""Trust-anchor rotation end to end: the README's three steps as `pulumi up`s of one stack, against
+pods that get their trust roots the way Linkerd's do (tests/fake_pods.py), with every trust
+question settled by a real X.509 signature check.
+
+The walk: install with anchor `primary`; renew the issuers; 1. trust [primary, next];
+2. sign with next; 3. trust [next]. Between the steps the operator does what the README says
+for the meshed workloads the program does not manage (here `shop/checkout` in every cluster).
+At each step: which pods restart, and whether every identity controller uses the issuer it was
+given and every proxy (old and new pods, mesh-wide) accepts every other's certificate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+from cryptography import x509
+
+from components import demo, linkerd, multicluster
+from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_pods import IDENTITY, FakePods, IdentityCrashLoop, Proxy, chains, refused_connections
+from tests.fake_tls import StatefulTls
+from tests.harness import PROJECT, Run, run_main, unwrap
+from tests.program import releases
+
+CLUSTERS = ("west", "east")
+LOCALLY_SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
+TEAM_APP = "shop/checkout"
+
+INSTALL = "install"
+RENEW = "renew the issuers"
+TRUST_BOTH = "1. trust both"
+SIGN_WITH_NEXT = "2. sign with next"
+DROP_PRIMARY = "3. drop primary"
+STEPS = {
+    INSTALL: {"anchors": ["primary"]},
+    RENEW: {"anchors": ["primary"]},
+    TRUST_BOTH: {"anchors": ["primary", "next"]},
+    SIGN_WITH_NEXT: {"anchors": ["primary", "next"], "signingAnchor": "next"},
+    DROP_PRIMARY: {"anchors": ["next"]},
+}
+
+CONTROL_PLANE_PODS = {IDENTITY, "linkerd/linkerd-destination", "linkerd/linkerd-proxy-injector"}
+# Every upgrade of the control-plane release restarts these, whatever changed: their templates
+# carry a checksum of freshly generated webhook certificates (see tests/fake_pods.py).
+RESTARTED_BY_ANY_UPGRADE = {"linkerd/linkerd-destination", "linkerd/linkerd-proxy-injector"}
+VIZ_PODS = {f"linkerd-viz/{name}" for name in ("metrics-api", "tap", "tap-injector", "web", "prometheus")}
+MULTICLUSTER_PODS = {
+    "west": {"linkerd-multicluster/linkerd-local-service-mirror", "linkerd-multicluster/controller-east"},
+    "east": {"linkerd-multicluster/linkerd-local-service-mirror", "linkerd-multicluster/linkerd-gateway"},
+}
+DEMO_PODS = {f"emojivoto/{name}" for name in ("emoji", "voting", "web", "vote-bot")}
+
+
+def program_pods(cluster: str) -> set[str]:
+    return CONTROL_PLANE_PODS | VIZ_PODS | MULTICLUSTER_PODS[cluster] | DEMO_PODS
+
+
+EXPECTED_RESTARTS = {
+    INSTALL: program_pods,
+    RENEW: lambda cluster: RESTARTED_BY_ANY_UPGRADE,
+    TRUST_BOTH: program_pods,
+    SIGN_WITH_NEXT: lambda cluster: RESTARTED_BY_ANY_UPGRADE,
+    DROP_PRIMARY: program_pods,
+}
+
+
+@dataclass
+class Step:
+    name: str
+    run: Run
+    cloud: FakeCloud
+    before: FakePods  # the pods as this step's `up` found them
+    after: FakePods  # ... and as it left them, before the operator did anything
+    started: dict[str, set[str]]
+
+
+def follow_the_readme(step: str, pods: FakePods) -> None:
+    """What the README has the operator do after each step, for workloads outside the program."""
+    for cluster in CLUSTERS:
+        if step == INSTALL:
+            pods.add_workload(cluster, TEAM_APP)
+        elif step in (TRUST_BOTH, DROP_PRIMARY):
+            pods.rollout_restart(cluster, TEAM_APP)
+    if step == SIGN_WITH_NEXT:
+        pods.renew_certificates()  # wait a day
+
+
+def walk(steps: list[str], operator: Callable[[str, FakePods], None] = follow_the_readme) -> list[Step]:
+    tls, pods, done = StatefulTls(), FakePods(), []
+    for name in steps:
+        if name == RENEW:
+            tls.replace(LOCALLY_SIGNED)  # a new renewal period: the engine replaces the issuers
+        cloud = FakeCloud()
+        cloud.tls = tls  # one stack: unchanged certificates are kept from the step before
+        result = run_main(cloud, config={"digitalocean:token": DO_TOKEN, f"{PROJECT}:identity": json.dumps(STEPS[name])})
+        before = pods.fork()
+        started = pods.deploy(cloud.kubernetes)
+        done.append(Step(name, result, cloud, before, pods.fork(), started))
+        operator(name, pods)
+    return done
+
+
+@pytest.fixture(scope="module")
+def rotation() -> dict[str, Step]:
+    return {step.name: step for step in walk(list(STEPS))}
+
+
+@pytest.fixture(scope="module")
+def without_checksum() -> dict[str, Step]:
+    """The same steps with the bundle's checksum left out of every pod template."""
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (linkerd, multicluster, demo):
+            patch.setattr(module, "trust_bundle_annotations", lambda pem: {})
+        return {step.name: step for step in walk([INSTALL, TRUST_BOTH, SIGN_WITH_NEXT])}
+
+
+def deployed_issuer(step: Step, cluster: str) -> x509.Certificate:
+    values = unwrap(releases(step.run)[(cluster, "linkerd-control-plane")].inputs["values"])
+    return x509.load_pem_x509_certificate(values["identity"]["issuer"]["tls"]["crtPEM"].encode())
+
+
+def anchors(step: Step) -> dict[str, x509.Certificate]:
+    return {r.name.removeprefix("trust-anchor-"): x509.load_pem_x509_certificate(r.state["certPem"].encode()) for r in step.run.monitor.of_type("tls:index/selfSignedCert:SelfSignedCert")}
+
+
+def during_rollout(step: Step) -> dict[tuple, Proxy]:
+    """Every proxy of the old and the new pods: a rolling update runs both side by side."""
+    return {("old", *key): proxy for key, proxy in step.before.proxies().items()} | {("new", *key): proxy for key, proxy in step.after.proxies().items()}
+
+
+@pytest.mark.parametrize("name", list(STEPS))
+def test_each_step_restarts_exactly_the_pods_whose_roots_change(rotation, name):
+    step = rotation[name]
+    assert step.started == {cluster: EXPECTED_RESTARTS[name](cluster) for cluster in CLUSTERS}
+
+
+@pytest.mark.parametrize("name", list(STEPS))
+def test_each_step_leaves_every_issuer_trusted_by_every_identity_controller_and_proxy(rotation, name):
+    step = rotation[name]
+    issuers = {cluster: deployed_issuer(step, cluster) for cluster in CLUSTERS}
+    for cluster in CLUSTERS:
+        identity = step.after.clusters[cluster].identity
+        assert identity.issuer == issuers[cluster] and identity.skipped == [], f"{cluster}'s identity controller skipped its new issuer"
+    for key, proxy in step.after.proxies().items():
+        assert all(chains(issuer, proxy.roots) for issuer in issuers.values()), f"{key} does not trust every cluster's issuer"
+    assert refused_connections(during_rollout(step)) == []
+
+
+def test_the_issuers_really_change_at_a_renewal_and_at_step_2(rotation):
+    for earlier, later in ((INSTALL, RENEW), (TRUST_BOTH, SIGN_WITH_NEXT)):
+        for cluster in CLUSTERS:
+            assert deployed_issuer(rotation[earlier], cluster) != deployed_issuer(rotation[later], cluster), (later, cluster)
+    primary, next_ = anchors(rotation[TRUST_BOTH])["primary"], anchors(rotation[TRUST_BOTH])["next"]
+    for cluster in CLUSTERS:
+        assert chains(deployed_issuer(rotation[TRUST_BOTH], cluster), (primary,))
+        assert chains(deployed_issuer(rotation[SIGN_WITH_NEXT], cluster), (next_,)) and not chains(deployed_issuer(rotation[SIGN_WITH_NEXT], cluster), (primary,))
+    # The anchor itself survives the steps that keep it.
+    assert anchors(rotation[INSTALL])["primary"] == anchors(rotation[SIGN_WITH_NEXT])["primary"]
+    assert anchors(rotation[TRUST_BOTH])["next"] == anchors(rotation[DROP_PRIMARY])["next"]
+
+
+def test_after_the_last_restart_no_proxy_trusts_the_retired_anchor(rotation):
+    pods = rotation[DROP_PRIMARY].after.fork()
+    follow_the_readme(DROP_PRIMARY, pods)
+    next_ = anchors(rotation[DROP_PRIMARY])["next"]
+    assert {key: proxy.roots for key, proxy in pods.proxies().items() if proxy.roots != (next_,)} == {}
+
+
+# Why the README's steps for workloads outside the program are needed.
+
+
+def test_workloads_not_restarted_after_step_1_reject_the_new_issuers_certificates(rotation):
+    pods = rotation[TRUST_BOTH].after.fork()  # step 1 done, team apps left as they were
+    pods.deploy(rotation[SIGN_WITH_NEXT].cloud.kubernetes)
+    refused = refused_connections(pods.proxies())
+    assert refused and {client for client, _ in refused} == {(cluster, TEAM_APP) for cluster in CLUSTERS}
+
+
+def test_step_3_straight_after_step_2_breaks_pods_still_holding_old_certificates(rotation):
+    step_2 = rotation[SIGN_WITH_NEXT]
+    pods = step_2.after.fork()  # step 2 done, no day waited
+    old = pods.fork()
+    pods.deploy(rotation[DROP_PRIMARY].cloud.kubernetes)
+    proxies = {("old", *key): proxy for key, proxy in old.proxies().items()} | {("new", *key): proxy for key, proxy in pods.proxies().items()}
+    refused_servers = {server[2] for _, server in refused_connections(proxies)}
+    assert TEAM_APP in refused_servers and "linkerd-viz/web" in refused_servers
+
+
+# The failure the checksum prevents.
+
+
+def test_without_the_checksum_step_1_restarts_neither_identity_nor_extensions_nor_demo(without_checksum):
+    for cluster in CLUSTERS:
+        assert without_checksum[TRUST_BOTH].started[cluster] == RESTARTED_BY_ANY_UPGRADE
+
+
+def test_without_the_checksum_step_2_leaves_identity_on_the_old_issuer_and_proxies_that_reject_the_new_one(without_checksum):
+    step = without_checksum[SIGN_WITH_NEXT]
+    for cluster in CLUSTERS:
+        identity = step.after.clusters[cluster].identity
+        assert identity.skipped == [deployed_issuer(step, cluster)] and identity.issuer != deployed_issuer(step, cluster), cluster
+        untrusting = {workload for (where, workload), proxy in step.after.proxies().items() if where == cluster and not chains(deployed_issuer(step, cluster), proxy.roots)}
+        assert VIZ_PODS | DEMO_PODS | MULTICLUSTER_PODS[cluster] <= untrusting
+    # The next time identity restarts (a node drain, an upgrade), it signs with the new issuer
+    # and those proxies refuse every pod that starts after it.
+    pods = step.after.fork()
+    for cluster in CLUSTERS:
+        pods.rollout_restart(cluster, IDENTITY)
+        pods.rollout_restart(cluster, TEAM_APP)
+    assert refused_connections(pods.proxies())
+
+
+def test_identity_does_not_start_with_an_issuer_outside_its_bundle(rotation):
+    # Why the signing anchor must stay in the bundle: after step 3, an issuer still signed by
+    # `primary` would stop identity at its next start.
+    pods = rotation[DROP_PRIMARY].after.fork()
+    pods.clusters["west"].issuer = deployed_issuer(rotation[TRUST_BOTH], "west")
+    with pytest.raises(IdentityCrashLoop):
+        pods.rollout_restart("west", IDENTITY)
