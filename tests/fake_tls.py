@@ -142,20 +142,26 @@ def _signature_hash(key: Any) -> hashes.HashAlgorithm:
     return hashes.SHA256()
 
 
+# Inputs the provider updates in place; a change of any other input replaces the resource
+# (terraform-provider-tls internal/provider/resource_*_cert.go: RequiresReplace on the rest).
+UPDATED_IN_PLACE = ("earlyRenewalHours",)
+
+
 class StatefulTls(FakeTls):
-    """pulumi-tls across several `pulumi up`s of one stack: a resource whose inputs did not change
-    keeps what it minted, as the engine keeps the state of a resource it has no diff for; any
-    change mints anew (every input of the provider's resources forces a replacement)."""
+    """pulumi-tls across several `pulumi up`s of one stack: a resource keeps what it minted as long
+    as no input that forces a replacement changes, as the engine keeps a resource's state when
+    the provider's diff asks for no replacement. (ignoreChanges is not modelled.)"""
 
     def __init__(self):
         self.minted: dict[tuple[str, str], tuple[str, dict]] = {}  # (type, name) -> (inputs, state)
 
     def create(self, type_: str, name: str, inputs: dict) -> dict:
-        canonical = json.dumps(unwrap(inputs), sort_keys=True)
+        replacing = {key: value for key, value in unwrap(inputs).items() if key not in UPDATED_IN_PLACE}
+        canonical = json.dumps(replacing, sort_keys=True)
         kept = self.minted.get((type_, name))
         if kept is None or kept[0] != canonical:
             kept = self.minted[(type_, name)] = (canonical, self.new_resource(type_, inputs))
-        return kept[1]
+        return {**kept[1], **{key: inputs[key] for key in UPDATED_IN_PLACE if key in inputs}}
 
     def replace(self, type_: str) -> None:
         """What the engine does to resources whose replacementTrigger changed (the issuers'

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
-
 import pytest
 from cryptography import x509
 
@@ -88,7 +86,7 @@ def follow_the_readme(step: str, pods: FakePods) -> None:
         pods.renew_certificates()  # wait a day
 
 
-def walk(steps: list[str], operator: Callable[[str, FakePods], None] = follow_the_readme) -> list[Step]:
+def walk(steps: list[str]) -> list[Step]:
     tls, pods, done = StatefulTls(), FakePods(), []
     for name in steps:
         if name == RENEW:
@@ -99,7 +97,7 @@ def walk(steps: list[str], operator: Callable[[str, FakePods], None] = follow_th
         before = pods.fork()
         started = pods.deploy(cloud.kubernetes)
         done.append(Step(name, result, cloud, before, pods.fork(), started))
-        operator(name, pods)
+        follow_the_readme(name, pods)
     return done
 
 
@@ -126,9 +124,9 @@ def anchors(step: Step) -> dict[str, x509.Certificate]:
     return {r.name.removeprefix("trust-anchor-"): x509.load_pem_x509_certificate(r.state["certPem"].encode()) for r in step.run.monitor.of_type("tls:index/selfSignedCert:SelfSignedCert")}
 
 
-def during_rollout(step: Step) -> dict[tuple, Proxy]:
+def during_rollout(before: FakePods, after: FakePods) -> dict[tuple, Proxy]:
     """Every proxy of the old and the new pods: a rolling update runs both side by side."""
-    return {("old", *key): proxy for key, proxy in step.before.proxies().items()} | {("new", *key): proxy for key, proxy in step.after.proxies().items()}
+    return {("old", *key): proxy for key, proxy in before.proxies().items()} | {("new", *key): proxy for key, proxy in after.proxies().items()}
 
 
 @pytest.mark.parametrize("name", list(STEPS))
@@ -146,7 +144,7 @@ def test_each_step_leaves_every_issuer_trusted_by_every_identity_controller_and_
         assert identity.issuer == issuers[cluster] and identity.skipped == [], f"{cluster}'s identity controller skipped its new issuer"
     for key, proxy in step.after.proxies().items():
         assert all(chains(issuer, proxy.roots) for issuer in issuers.values()), f"{key} does not trust every cluster's issuer"
-    assert refused_connections(during_rollout(step)) == []
+    assert refused_connections(during_rollout(step.before, step.after)) == []
 
 
 def test_the_issuers_really_change_at_a_renewal_and_at_step_2(rotation):
@@ -180,12 +178,10 @@ def test_workloads_not_restarted_after_step_1_reject_the_new_issuers_certificate
 
 
 def test_step_3_straight_after_step_2_breaks_pods_still_holding_old_certificates(rotation):
-    step_2 = rotation[SIGN_WITH_NEXT]
-    pods = step_2.after.fork()  # step 2 done, no day waited
-    old = pods.fork()
+    old = rotation[SIGN_WITH_NEXT].after  # step 2 done, no day waited
+    pods = old.fork()
     pods.deploy(rotation[DROP_PRIMARY].cloud.kubernetes)
-    proxies = {("old", *key): proxy for key, proxy in old.proxies().items()} | {("new", *key): proxy for key, proxy in pods.proxies().items()}
-    refused_servers = {server[2] for _, server in refused_connections(proxies)}
+    refused_servers = {server[2] for _, server in refused_connections(during_rollout(old, pods))}
     assert TEAM_APP in refused_servers and "linkerd-viz/web" in refused_servers
 
 
