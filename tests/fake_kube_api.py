@@ -117,6 +117,9 @@ class FakeKubeAPI:
         self.objects: dict[str, dict] = {}
         self.requests: list[str] = []  # path and query of every request, authorized or not
         self.pod_listeners: dict[tuple[str, str], dict[int, PodListener]] = {}
+        # The API server answers, but its port-forwards never open (it cannot reach the node's kubelet).
+        self.port_forwards_hang = False
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -134,6 +137,7 @@ class FakeKubeAPI:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -313,7 +317,8 @@ class FakeKubeAPI:
     def _list(self, path: str, plural: str, query: Mapping[str, list[str]]) -> Response:
         selector = query.get("labelSelector", [""])[0]
         with self._lock:
-            members = [obj for key, obj in self.objects.items() if key.rsplit("/", 1)[0] == path]
+            # Sorted by name, as the API server lists from etcd's ordered keys.
+            members = [obj for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
         try:
             items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
         except ValueError as err:
@@ -408,6 +413,10 @@ class FakeKubeAPI:
             def _serve(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
                 response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""))
+                if response.code == 101 and api.port_forwards_hang:
+                    self.close_connection = True
+                    api._closing.wait()
+                    return
                 if response.code == 101:
                     url = urlsplit(self.path)
                     pod = POD_SUBRESOURCE.match(unquote(url.path))

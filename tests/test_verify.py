@@ -197,6 +197,16 @@ def test_metrics_are_read_through_port_forwards_never_the_api_servers_proxy(mesh
     assert lists == [f"/api/v1/namespaces/{MC}/pods?labelSelector=component=controller,mirror.linkerd.io/cluster-name=east", f"/api/v1/namespaces/{VIZ}/pods?labelSelector=linkerd.io/extension=viz,component=prometheus"]
 
 
+def test_gateway_alive_is_read_from_the_service_mirror_that_holds_the_lease(mesh: Mesh) -> None:
+    # With two replicas only the lease holder probes; the other exports no gateway_alive (multicluster/cmd/service-mirror/main.go).
+    standby = "controller-east-5d8f7c9b6-aaaaa"  # listed first by name
+    labels = {"linkerd.io/extension": "multicluster", "component": "controller", "mirror.linkerd.io/cluster-name": "east"}
+    mesh.west.put_pod(MC, standby, labels, {"controller": [("ctrl-admin", 9999)]}, listeners={9999: service_mirror_metrics({})})
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
+    assert f"/api/v1/namespaces/{MC}/pods/{standby}/portforward?ports=9999" not in mesh.west.requests
+
+
 def test_the_api_servers_proxy_to_viz_prometheus_is_refused_as_its_policy_refuses_it(mesh: Mesh) -> None:
     api = kube.KubeCluster("west", mesh.west.kubeconfig())._api
     for path in (f"/api/v1/namespaces/{VIZ}/services/http:prometheus:9090/proxy/api/v1/query", f"/api/v1/namespaces/{VIZ}/pods/{PROMETHEUS_POD}:9090/proxy/api/v1/query"):
@@ -395,6 +405,16 @@ def test_an_api_server_that_never_answers_is_asked_once_and_named(mesh: Mesh, sh
     first, *later = [hints(report)[("east", name)] for name in CLUSTER_CHECKS]
     assert first.startswith("cannot reach the API server of east at http://127.0.0.1:") and f"no answer within {short_timeouts.request:g} s" in first
     assert all(hint.startswith("not asked: cannot reach the API server of east") for hint in later)
+
+
+def test_a_port_forward_that_never_opens_is_bounded_and_not_tried_again(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    mesh.west.port_forwards_hang = True
+    code, report = mesh.run_json()
+    assert code == 1
+    assert failing(report) == {("west", "gateway-probe"), ("west", "mtls")}
+    assert f"did not open a port-forward to {MC}/{MIRROR_POD} within {short_timeouts.request:g} s" in hints(report)[("west", "gateway-probe")]
+    assert hints(report)[("west", "mtls")].startswith("not asked: ")
+    assert len([request for request in mesh.west.requests if "/portforward" in request]) == 1
 
 
 def test_a_closed_port_fails_the_clusters_checks_at_once_and_the_others_still_run(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:

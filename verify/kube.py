@@ -6,7 +6,8 @@ plain logic over Kubernetes-shaped data. A pod's own ports are read through a po
 
 An unreachable cluster costs one request: every request is a single attempt (no urllib3 retries)
 bounded by `TIMEOUTS`, and once a cluster has not answered, or has rejected the credentials, no
-later request is sent to it; each later read fails at once with the first failure.
+later request is sent to it; each later read fails at once with the first failure. A port-forward
+that does not open in that time stops later port-forwards to the cluster the same way.
 """
 
 from __future__ import annotations
@@ -96,8 +97,12 @@ class KubeCluster:
         self._apps = client.AppsV1Api(self._api)
         self._leases = client.CoordinationV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
+        # Port-forwards get a client of their own: `kubernetes.stream` swaps the client's request method
+        # while it connects, and a port-forward abandoned after its timeout must not take reads with it.
+        self._forwards = client.CoreV1Api(client.ApiClient(self._api.configuration))
         # The first failure that makes asking again pointless; later reads fail with it at once.
         self.failure: Optional[KubeError] = None
+        self.forward_failure: Optional[KubeError] = None  # the same for port-forwards alone
 
     def _fail(self, error: KubeError) -> KubeError:
         if isinstance(error, (Unreachable, CredentialsRejected)):
@@ -169,11 +174,12 @@ class KubeCluster:
     def port_forward_get(self, namespace: str, pod: str, port: int, path: str) -> tuple[int, bytes]:
         """GET `path` from `port` of a pod, through a port-forward: (status, body)."""
 
+        if self.forward_failure is not None:
+            raise KubeError(f"not asked: {self.forward_failure}")
+
         def open_forward() -> Any:
             try:
-                return _run_within(self.timeouts.request, lambda: portforward(self._core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)))
-            except TimeoutError as err:
-                raise urllib3.exceptions.ReadTimeoutError(None, path, str(err)) from err  # handled as any silent API server
+                return portforward(self._forwards.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
             except ApiException as err:
                 # The client reports a refused websocket handshake as status 0 with the HTTP status in the text.
                 handshake = HANDSHAKE_STATUS.search(str(err.reason))
@@ -181,7 +187,15 @@ class KubeCluster:
                     raise urllib3.exceptions.ProtocolError(str(err.reason)) from err
                 raise ApiException(status=int(handshake[1]), reason="port-forward refused") from err
 
-        forward = self._call(open_forward)
+        try:
+            forward = self._call(lambda: _run_within(self.timeouts.request, open_forward))
+        except TimeoutError as err:
+            # The API server answers but cannot reach the node (kubelet); reads go on, port-forwards stop.
+            self.forward_failure = KubeError(
+                f"the API server of {self.name} did not open a port-forward to {namespace}/{pod} within "
+                f"{self.timeouts.request:g} s (can it reach the node's kubelet?); later port-forwards on {self.name} were skipped"
+            )
+            raise self.forward_failure from err
         if forward is None:
             raise KubeError(f"pod {namespace}/{pod} on {self.name} is gone")
         where = f"{namespace}/{pod}:{port} on {self.name}"
