@@ -242,7 +242,7 @@ BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
     "no mirror service": (lambda m: m.west.delete(core_path("emojivoto", "services", "web-svc-east")), {("west", "mirrored-service")}, "no mirror Service emojivoto/web-svc-east"),
     "a local service in the mirror's place": (lambda m: _put_mirror(m), {("west", "mirrored-service")}, "was not made by the service mirror"),
     "mirror without endpoints": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", []), {("west", "mirrored-service")}, "has no endpoints"),
-    "dead gateway": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", [], port=4143, not_ready=[GATEWAY]), {("west", "mirrored-service")}, "all not ready: the service mirror marks them so while the service mirror's probes of east's gateway fail"),
+    "dead gateway": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", [], port=4143, not_ready=[GATEWAY]), {("west", "mirrored-service")}, "all not ready, as the service mirror marks them while its probes of east's gateway fail"),
     "a pod IP in the mirror": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", ["10.244.1.7"], port=8080), {("west", "mirrored-service")}, "This is not a stale Link"),
     "a mirror with a selector": (_mirror_with_selector, {("west", "mirrored-service")}, "has a selector"),
     "trust anchors differ": (lambda m: put_trust_roots(m.east, pem(OTHER_ANCHOR)), {("east", "trust-anchors")}, "differ from the stack's trustAnchorPem"),

@@ -96,11 +96,8 @@ def check_mirror_controller(cluster: Cluster, target: str) -> Optional[str]:
     return None
 
 
-def _gateway_down(target: str, source: str) -> str:
-    return (
-        f"the service mirror's probes of {target}'s gateway fail; check that the linkerd-gateway LoadBalancer of "
-        f"{target} is reachable from {source} on port 4191 (firewall?) and its pod is ready"
-    )
+def _check_gateway(target: str, source: str) -> str:
+    return f"check that the linkerd-gateway LoadBalancer of {target} is reachable from {source} on port 4191 (firewall?) and its pod is ready"
 
 
 def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
@@ -114,7 +111,7 @@ def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
     if alive is None:
         return f"the service mirror of {target} exports no gateway_alive yet; it starts probing once it holds its lease: retry in a minute"
     if alive < 1:
-        return f"gateway_alive=0: {_gateway_down(target, cluster.name)}"
+        return f"gateway_alive=0: the service mirror's probes of {target}'s gateway fail; {_check_gateway(target, cluster.name)}"
     return None
 
 
@@ -138,7 +135,7 @@ def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: st
     if not addresses and _addresses(endpoints, "notReadyAddresses"):
         # multicluster/service-mirror/cluster_watcher.go, updateReadiness: a gateway that fails its probes
         # has the mirrors' addresses moved to notReadyAddresses.
-        return f"{where}'s addresses are all not ready: the service mirror marks them so while {_gateway_down(target, cluster.name)}"
+        return f"{where}'s addresses are all not ready, as the service mirror marks them while its probes of {target}'s gateway fail; {_check_gateway(target, cluster.name)}"
     if not addresses:
         return (
             f"{where} has no endpoints: {export.service} has no ready pods in {target}, "
