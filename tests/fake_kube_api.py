@@ -283,14 +283,15 @@ class FakeKubeAPI:
         namespace: str,
         name: str,
         labels: Mapping[str, str],
-        container_ports: Mapping[str, Sequence[tuple[str, int]]] = {},
+        container_ports: Optional[Mapping[str, Sequence[tuple[str, int]]]] = None,
         phase: str = "Running",
         listeners: Optional[Mapping[int, PodListener]] = None,
     ) -> dict:
-        """A pod; `listeners` are the programs listening on its ports (inside the pod, on every address)."""
+        """A pod; `listeners` are the programs listening on its ports (inside the pod, on every address).
+        Port-forwards serve the first requested port: verify forwards one at a time."""
         containers = [
             {"name": container, "image": "example", "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"} for port_name, port in ports]}
-            for container, ports in container_ports.items()
+            for container, ports in (container_ports or {}).items()
         ]
         with self._lock:
             self.pod_listeners[(namespace, name)] = dict(listeners or {})

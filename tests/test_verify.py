@@ -441,6 +441,7 @@ def test_outputs_can_come_from_stdin(mesh: Mesh, monkeypatch: pytest.MonkeyPatch
         ("not json", "not JSON"),
         ("{}", "'kubeconfigs' is missing"),
         (json.dumps({**dict.fromkeys(["kubeconfigs", "gatewayAddresses"], {}), "links": [{"from": "west", "to": "east"}], "exports": [], "trustAnchorPem": pem(ANCHOR)}), "no kubeconfig for cluster 'west'"),
+        (json.dumps({**dict.fromkeys(["kubeconfigs", "gatewayAddresses"], {}), "links": [], "exports": [], "trustAnchorPem": pem(ANCHOR), "issuerRenewBeforeHours": "60d"}), "'issuerRenewBeforeHours' is missing or not a int"),
     ],
 )
 def test_unusable_outputs_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture, outputs_text: str, message: str) -> None:

@@ -104,13 +104,12 @@ class KubeCluster:
         self.failure: Optional[KubeError] = None
         self.forward_failure: Optional[KubeError] = None  # the same for port-forwards alone
 
-    def _fail(self, error: KubeError) -> KubeError:
-        if isinstance(error, (Unreachable, CredentialsRejected)):
-            self.failure = error
+    def _remember(self, error: KubeError) -> KubeError:
+        self.failure = error
         return error
 
     def _unreachable(self, reason: str) -> KubeError:
-        return self._fail(
+        return self._remember(
             Unreachable(
                 f"cannot reach the API server of {self.name} at {self._api.configuration.host} ({reason}); "
                 "is the cluster up, and is its endpoint in the stack outputs current? Later checks of "
@@ -119,7 +118,7 @@ class KubeCluster:
         )
 
     def _rejected(self) -> KubeError:
-        return self._fail(CredentialsRejected(f"the API server of {self.name} rejected the credentials (401 Unauthorized): {CREDENTIALS_HINT}"))
+        return self._remember(CredentialsRejected(f"the API server of {self.name} rejected the credentials (401 Unauthorized): {CREDENTIALS_HINT}"))
 
     def _call(self, request: Callable[[], Any]) -> Any:
         if self.failure is not None:
