@@ -99,8 +99,9 @@ class FakePrometheus:
             labels = dict(labels_set)
             if labels.get("__name__") != parsed["metric"] or not all(_matches(labels, *matcher) for matcher in matchers):
                 continue
-            # A range selector takes the samples in (now - window, now]; increase() needs two of them.
-            in_window = [sample for sample in samples if self.now - window < sample[0] <= self.now]
+            # A range selector takes the samples in [now - window, now] in Prometheus 2.x (viz's chart pins
+            # v2.55.1; 3.x leaves the start open); increase() needs two of them.
+            in_window = [sample for sample in samples if self.now - window <= sample[0] <= self.now]
             if len(in_window) < 2:
                 continue
             key = tuple(labels.get(label, "") for label in by)
