@@ -333,6 +333,7 @@ class FakeKubeAPI:
             # metrics-api service account over mTLS (viz/charts/linkerd-viz/templates/prometheus-policy.yaml;
             # linkerd/linkerd2#10790): the proxy's 403 comes back through the API server.
             return Response(403, b"", "text/plain", {"l5d-proxy-error": "unauthorized request on route"})
+        # Nothing else is proxied here: answered as the API server does for a target with no ready pod.
         return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
 
     def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "") -> Response:
