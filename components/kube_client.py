@@ -3,6 +3,8 @@ outside the Pulumi provider (the waits during `pulumi up`, and `verify`)."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import yaml
 from kubernetes import client, config
 
@@ -11,9 +13,10 @@ class KubeconfigError(Exception):
     """The kubeconfig cannot be used; the message never quotes it (it holds credentials)."""
 
 
-def api_client(kubeconfig: str) -> client.ApiClient:
+def api_client(kubeconfig: str, retries: Optional[int] = None) -> client.ApiClient:
+    """`retries` caps urllib3's retries per request (None: urllib3's default of 3)."""
     try:
-        return config.new_client_from_config_dict(yaml.safe_load(kubeconfig), persist_config=False)
+        return config.new_client_from_config_dict(yaml.safe_load(kubeconfig), persist_config=False, client_configuration=client.Configuration(retries=retries))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

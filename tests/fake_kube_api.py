@@ -1,9 +1,12 @@
 """A fake Kubernetes API server for tests of code that uses the official `kubernetes` client.
 
-It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), answers
-404 with a `Status` object for anything missing, requires the bearer token of the kubeconfig it
-hands out, and answers Prometheus instant queries on the API server's service-proxy path to
-linkerd-viz's Prometheus. Objects may be changed while a client polls (for wait loops).
+It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), lists a
+namespace's objects with a `labelSelector`, answers 404 with a `Status` object for anything
+missing, and requires the bearer token of the kubeconfig it hands out. A pod's ports can be
+served by in-process handlers (`put_pod(listeners=...)`), reachable as the real API server makes
+them reachable: through the port-forward websocket (v4.channel.k8s.io), not through the service
+or pod proxy, which viz's Prometheus refuses (403). Objects may be changed while a client polls.
+`SilentServer` and `closed_port_kubeconfig` stand for API servers that never answer or are gone.
 
     with FakeKubeAPI() as api:
         api.put_service("emojivoto", "web-svc-east", "10.245.0.12")
@@ -14,20 +17,30 @@ linkerd-viz's Prometheus. Objects may be changed while a client polls (for wait 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable, Mapping, Optional
+from typing import BinaryIO, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-PROMETHEUS_QUERY_PATH = "/api/v1/namespaces/linkerd-viz/services/http:prometheus:9090/proxy/api/v1/query"
 LINK_API = "/apis/multicluster.linkerd.io/v1alpha3"
 NAMED_OBJECT = re.compile(r"/namespaces/[^/]+/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
+COLLECTION = re.compile(r"^(?:/api/v1|/apis/[^/]+/[^/]+)/namespaces/[^/]+/(?P<plural>[^/]+)$")
+POD_SUBRESOURCE = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?:https?:)?(?P<name>[^/:]+)(?::[^/]*)?/(?P<sub>portforward|proxy)(?:/.*)?$")
+SERVICE_PROXY = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/services/(?:https?:)?(?P<name>[^/:]+)(?::[^/]*)?/proxy(?:/.*)?$")
+SELECTOR_TERM = re.compile(r"^\s*(?P<neg>!)?(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|\s(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*$")
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
+PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io"
+# A pod port's program: request path -> (status, content type, body).
+PodListener = Callable[[str], tuple[int, str, bytes]]
 
 
 def core_path(namespace: str, plural: str, name: str) -> str:
@@ -40,6 +53,51 @@ def apps_path(namespace: str, plural: str, name: str) -> str:
 
 def link_path(namespace: str, name: str) -> str:
     return f"{LINK_API}/namespaces/{namespace}/links/{name}"
+
+
+def token_kubeconfig(name: str, url: str, token: str) -> str:
+    """A kubeconfig (YAML text) whose current context talks to `url` with a bearer token."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": url}}],
+            "users": [{"name": f"{name}-admin", "user": {"token": token}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
+            "current-context": name,
+        }
+    )
+
+
+def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    """A label selector as the API server reads it: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (..)`, `k`, `!k`."""
+    for term in filter(str.strip, re.split(r",(?![^(]*\))", selector)):
+        parsed = SELECTOR_TERM.match(term)
+        if not parsed:
+            raise ValueError(f"unable to parse requirement: {term!r}")
+        key, value = parsed["key"], labels.get(parsed["key"])
+        if parsed["set"]:
+            members = {member.strip() for member in parsed["values"].split(",")}
+            ok = (value in members) if parsed["set"] == "in" else (value not in members)
+        elif parsed["op"]:
+            ok = (value == parsed["value"]) if parsed["op"] != "!=" else (value != parsed["value"])
+        else:
+            ok = (value is None) if parsed["neg"] else (value is not None)
+        if not ok:
+            return False
+    return True
+
+
+@dataclass
+class Response:
+    code: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, code: int, body: dict) -> "Response":
+        return cls(code, json.dumps(body).encode())
 
 
 def status(code: int, reason: str, message: str, details: Optional[dict] = None) -> dict:
@@ -58,8 +116,10 @@ class FakeKubeAPI:
         self.token = secrets.token_hex(16)
         self.objects: dict[str, dict] = {}
         self.requests: list[str] = []  # path and query of every request, authorized or not
-        self.prometheus_up = True
-        self._prometheus_results: list[tuple[str, list[dict]]] = []
+        self.pod_listeners: dict[tuple[str, str], dict[int, PodListener]] = {}
+        # The API server answers, but its port-forwards never open (it cannot reach the node's kubelet).
+        self.port_forwards_hang = False
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -77,6 +137,7 @@ class FakeKubeAPI:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
@@ -84,16 +145,7 @@ class FakeKubeAPI:
 
     def kubeconfig(self, token: Optional[str] = None) -> str:
         """A kubeconfig (YAML text) whose current context talks to this server with token auth."""
-        return yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": self.name, "cluster": {"server": self.url}}],
-                "users": [{"name": f"{self.name}-admin", "user": {"token": token or self.token}}],
-                "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": f"{self.name}-admin"}}],
-                "current-context": self.name,
-            }
-        )
+        return token_kubeconfig(self.name, self.url, token or self.token)
 
     # Object store.
 
@@ -226,40 +278,132 @@ class FakeKubeAPI:
             },
         )
 
-    # Prometheus, behind the API server's service proxy.
-
-    def set_prometheus_result(self, match: str, series: Iterable[tuple[Mapping[str, str], float]]) -> None:
-        """Queries containing `match` get an instant vector of these (labels, value) samples; later calls win."""
-        vector = [{"metric": dict(labels), "value": [1700000000.0, str(value)]} for labels, value in series]
+    def put_pod(
+        self,
+        namespace: str,
+        name: str,
+        labels: Mapping[str, str],
+        container_ports: Optional[Mapping[str, Sequence[tuple[str, int]]]] = None,
+        phase: str = "Running",
+        listeners: Optional[Mapping[int, PodListener]] = None,
+    ) -> dict:
+        """A pod; `listeners` are the programs listening on its ports (inside the pod, on every address).
+        Port-forwards serve the first requested port: verify forwards one at a time."""
+        containers = [
+            {"name": container, "image": "example", "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"} for port_name, port in ports]}
+            for container, ports in (container_ports or {}).items()
+        ]
         with self._lock:
-            self._prometheus_results.insert(0, (match, vector))
+            self.pod_listeners[(namespace, name)] = dict(listeners or {})
+        return self.put(
+            core_path(namespace, "pods", name),
+            {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": self._meta(namespace, name, labels),
+                "spec": {"containers": containers},
+                "status": {"phase": phase},
+            },
+        )
 
-    def _prometheus(self, query: str) -> tuple[int, dict]:
-        if not self.prometheus_up:
-            return 503, status(503, "ServiceUnavailable", 'no endpoints available for service "prometheus"')
-        with self._lock:
-            vector = next((result for match, result in self._prometheus_results if match in query), [])
-        return 200, {"status": "success", "data": {"resultType": "vector", "result": vector}}
+    def put_lease(self, namespace: str, name: str, holder: Optional[str]) -> dict:
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": 30} if holder else {}
+        return self.put(
+            f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+            {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1", "metadata": self._meta(namespace, name), "spec": spec},
+        )
 
     # HTTP.
 
-    def _respond(self, method: str, raw_path: str, authorization: Optional[str]) -> tuple[int, dict]:
+    def _list(self, path: str, plural: str, query: Mapping[str, list[str]]) -> Response:
+        selector = query.get("labelSelector", [""])[0]
+        with self._lock:
+            # Sorted by name, as the API server lists from etcd's ordered keys.
+            members = [obj for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
+        try:
+            items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
+        except ValueError as err:
+            return Response.json(400, status(400, "BadRequest", f"unable to parse requirement: {err}"))
+        kind = (items[0]["kind"] if items else plural.rstrip("s").capitalize()) + "List"
+        return Response.json(200, {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+
+    def _proxy(self, namespace: str, name: str, kind: str) -> Response:
+        if namespace == "linkerd-viz" and name.startswith("prometheus"):
+            # The API server's proxy reaches the pod unmeshed, and viz's Prometheus admits only the
+            # metrics-api service account over mTLS (viz/charts/linkerd-viz/templates/prometheus-policy.yaml;
+            # linkerd/linkerd2#10790): the proxy's 403 comes back through the API server.
+            return Response(403, b"", "text/plain", {"l5d-proxy-error": "unauthorized request on route"})
+        # Nothing else is proxied here: answered as the API server does for a target with no ready pod.
+        return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
+
+    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "") -> Response:
+        """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
         if authorization != f"Bearer {self.token}":
-            return 401, status(401, "Unauthorized", "Unauthorized")
+            return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
         if method != "GET":
-            return 405, status(405, "MethodNotAllowed", f"the fake API server only serves GET, not {method}")
+            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server only serves GET, not {method}"))
         url = urlsplit(raw_path)
         path = unquote(url.path)
-        if path == PROMETHEUS_QUERY_PATH:
-            return self._prometheus(parse_qs(url.query).get("query", [""])[0])
+        pod = POD_SUBRESOURCE.match(path)
+        if pod and self.get(core_path(pod["namespace"], "pods", pod["name"])) is None:
+            return Response.json(404, status(404, "NotFound", f'pods "{pod["name"]}" not found', {"name": pod["name"], "kind": "pods"}))
+        if pod and pod["sub"] == "portforward":
+            if upgrade.lower() != "websocket":
+                return Response.json(400, status(400, "BadRequest", "Upgrade request required"))
+            return Response(101, b"")
+        proxied = pod or SERVICE_PROXY.match(path)
+        if proxied:
+            return self._proxy(proxied["namespace"], proxied["name"], "pod" if pod else "service")
+        collection = COLLECTION.match(path)
+        if collection:
+            return self._list(path, collection["plural"], parse_qs(url.query))
         obj = self.get(path)
         if obj is not None:
-            return 200, obj
+            return Response.json(200, obj)
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None
         message = f'{named["plural"]} "{named["name"]}" not found' if named else "the server could not find the requested resource"
-        return 404, status(404, "NotFound", message, details)
+        return Response.json(404, status(404, "NotFound", message, details))
+
+    def _port_forward(self, handler: BaseHTTPRequestHandler, namespace: str, pod: str, ports: list[int]) -> None:
+        """Serves one port-forward websocket the way the kubelet does
+        (kubernetes staging/src/k8s.io/kubelet/pkg/cri/streaming/portforward/websocket.go):
+        channel 2i carries port i's data and 2i+1 its errors, and each channel first sends the port
+        number (2 bytes, little-endian). The connection is to the pod's own loopback, so it never
+        passes the Linkerd proxy's inbound side (linkerd/linkerd2#2352)."""
+        accept = base64.b64encode(hashlib.sha1((handler.headers["Sec-WebSocket-Key"] + WEBSOCKET_GUID).encode()).digest()).decode()
+        offered = [protocol.strip() for protocol in (handler.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
+        handler.send_response(101, "Switching Protocols")
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", accept)
+        if PORT_FORWARD_PROTOCOL in offered:  # the kubelet knows v4 (and "" or base64), never v5, for port-forward
+            handler.send_header("Sec-WebSocket-Protocol", PORT_FORWARD_PROTOCOL)
+        handler.end_headers()
+        out = handler.wfile
+        for index, port in enumerate(ports):
+            for channel in (2 * index, 2 * index + 1):
+                out.write(_frame(bytes([channel]) + port.to_bytes(2, "little")))
+        with self._lock:
+            listener = self.pod_listeners.get((namespace, pod), {}).get(ports[0])
+        if listener is None:
+            # The kubelet reports a refused connection inside the pod on the port's error channel.
+            out.write(_frame(b"\x01" + f"error forwarding port {ports[0]} to pod {pod}: connect: connection refused".encode()))
+        else:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                opcode, payload = _read_frame(handler.rfile)
+                if opcode == 0x8:
+                    return
+                if opcode == 0x2 and payload[:1] == b"\x00":
+                    request += payload[1:]
+            code, content_type, body = listener(request.split(b" ", 2)[1].decode())
+            head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            out.write(_frame(b"\x00" + head.encode() + body))
+        # The pod side closed: the kubelet ends the websocket.
+        out.write(_frame((1000).to_bytes(2, "big"), opcode=0x8))
+        out.flush()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -270,13 +414,25 @@ class FakeKubeAPI:
 
             def _serve(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
-                code, body = api._respond(self.command, self.path, self.headers.get("Authorization"))
-                payload = json.dumps(body).encode()
-                self.send_response(code, HTTPStatus(code).phrase)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""))
+                if response.code == 101 and api.port_forwards_hang:
+                    self.close_connection = True
+                    api._closing.wait()
+                    return
+                if response.code == 101:
+                    url = urlsplit(self.path)
+                    pod = POD_SUBRESOURCE.match(unquote(url.path))
+                    ports = [int(port) for port in parse_qs(url.query).get("ports", [""])[0].split(",")]
+                    self.close_connection = True
+                    api._port_forward(self, pod["namespace"], pod["name"], ports)
+                    return
+                self.send_response(response.code, HTTPStatus(response.code).phrase)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for header, value in response.headers.items():
+                    self.send_header(header, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(response.body)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -284,3 +440,68 @@ class FakeKubeAPI:
                 pass  # keep test output quiet
 
         return Handler
+
+
+def _frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """One final, unmasked websocket frame (servers never mask; RFC 6455 5.1)."""
+    size = len(payload)
+    length = bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big") if size < 1 << 16 else bytes([127]) + size.to_bytes(8, "big")
+    return bytes([0x80 | opcode]) + length + payload
+
+
+def _read_frame(stream: BinaryIO) -> tuple[int, bytes]:
+    """One websocket frame from a client (clients always mask)."""
+    head = stream.read(2)
+    if len(head) < 2:
+        return 0x8, b""  # the client went away: as a close
+    size = head[1] & 0x7F
+    if size >= 126:
+        size = int.from_bytes(stream.read(2 if size == 126 else 8), "big")
+    mask = stream.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    payload = stream.read(size)
+    return head[0] & 0x0F, bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+class SilentServer:
+    """An API server that accepts connections and never answers (hung, or a black-holing middlebox
+    that completes handshakes). It counts the connections made to it."""
+
+    def __init__(self, name: str = "silent"):
+        self.name = name
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.02)
+        self._accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name=f"silent-{name}", daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            self._accepted.append(connection)  # held open, never read from or written to
+
+    def kubeconfig(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return token_kubeconfig(self.name, f"http://{host}:{port}", "any-token")
+
+    def __enter__(self) -> "SilentServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for connection in self._accepted:
+            connection.close()
+        self._listener.close()
+
+
+def closed_port_kubeconfig(name: str = "gone") -> str:
+    """A kubeconfig for 127.0.0.1 on a port nothing listens on: connections are refused."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return token_kubeconfig(name, f"http://127.0.0.1:{port}", "any-token")

@@ -59,7 +59,8 @@ def test_no_kubeconfig_carries_the_7_day_token_and_all_are_secret(seed):
 def test_stack_outputs(seed):
     fakes, result = seed
     outputs = result.outputs
-    assert set(outputs) == {"clusters", "kubeconfigs", "trustAnchorPem", "issuerExpiry", "gatewayAddresses", "mirroredServices", "links", "exports"}
+    assert set(outputs) == {"clusters", "kubeconfigs", "trustAnchorPem", "issuerExpiry", "issuerRenewBeforeHours", "gatewayAddresses", "mirroredServices", "links", "exports"}
+    assert outputs["issuerRenewBeforeHours"] == 1440  # verify reads the renewal window from here
     assert result.secret_outputs == {"kubeconfigs"}
     for name, region in (("west", "sfo3"), ("east", "syd1")):
         cluster = outputs["clusters"][name]

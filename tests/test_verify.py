@@ -10,32 +10,92 @@ from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.certificates import pem, self_signed_ca
-from tests.fake_kube_api import FakeKubeAPI, apps_path, core_path, link_path
+from tests.fake_kube_api import FakeKubeAPI, SilentServer, apps_path, closed_port_kubeconfig, core_path, link_path
+from tests.fake_prometheus import FakePrometheus
+from verify import kube
 from verify.__main__ import main
 from verify.dashboard import main as dashboard_main
 
 GATEWAY = "203.0.113.10"
 MC = "linkerd-multicluster"
+VIZ = "linkerd-viz"
+MIRROR_POD = "controller-east-5d8f7c9b6-x2x9q"
+PROMETHEUS_POD = "prometheus-7d9c8b5f4-abcde"
+RENEW_BEFORE_HOURS = 1440
 
-
-ANCHOR = self_signed_ca("root.linkerd.cluster.local")
-OTHER_ANCHOR = self_signed_ca("root.linkerd.cluster.local")
+ANCHOR = self_signed_ca("root.linkerd.cluster.local", days=3650)
+OTHER_ANCHOR = self_signed_ca("root.linkerd.cluster.local", days=3650)
+ISSUER = self_signed_ca("identity.linkerd.cluster.local", days=365)
+# A mesh's checks judge the last minute of traffic; viz's Prometheus scrapes every 10 s.
+WINDOW_SCRAPES = 7
 
 
 def put_trust_roots(api: FakeKubeAPI, bundle: str) -> None:
     api.put_configmap("linkerd", "linkerd-identity-trust-roots", {"ca-bundle.crt": bundle})
 
 
+def put_issuer(api: FakeKubeAPI, certificate_pem: str) -> None:
+    # The chart's Secret for scheme linkerd.io/tls (charts/linkerd-control-plane/templates/identity.yaml);
+    # the key is deliberately no key at all: verify must never parse it.
+    api.put_secret("linkerd", "linkerd-identity-issuer", {"crt.pem": certificate_pem, "key.pem": "not parsed by verify"})
+
+
+def put_cilium_config(api: FakeKubeAPI, **data: str) -> None:
+    api.put_configmap("kube-system", "cilium-config", {"kube-proxy-replacement": "true", **data})
+
+
+def service_mirror_metrics(state: dict[str, str]) -> Callable[[str], tuple[int, str, bytes]]:
+    """The service mirror's admin server: `gateway_alive` per target (multicluster/service-mirror/metrics.go)."""
+
+    def serve(path: str) -> tuple[int, str, bytes]:
+        if path != "/metrics":
+            return 404, "text/plain", b"404 page not found"
+        lines = ["# HELP gateway_alive A gauge which is 1 if the gateway is alive and 0 if it is not.", "# TYPE gateway_alive gauge"]
+        lines += [f'gateway_alive{{target_cluster_name="{target}"}} {value}' for target, value in state.items()]
+        return 200, "text/plain; version=0.0.4", ("\n".join(lines) + "\n").encode()
+
+    return serve
+
+
+def put_service_mirror(api: FakeKubeAPI, alive: dict[str, str]) -> None:
+    # Labels and port from multicluster/charts/linkerd-multicluster/templates/controller/deployment.yaml.
+    api.put_pod(
+        MC,
+        MIRROR_POD,
+        {"linkerd.io/extension": "multicluster", "component": "controller", "mirror.linkerd.io/cluster-name": "east"},
+        {"controller": [("ctrl-admin", 9999)], "linkerd-proxy": [("linkerd-admin", 4191)]},
+        listeners={9999: service_mirror_metrics(alive)},
+    )
+    # Only the lease holder probes (multicluster/cmd/service-mirror/main.go).
+    api.put_lease(MC, "service-mirror-write-east", MIRROR_POD)
+
+
+def put_prometheus(api: FakeKubeAPI, prometheus: FakePrometheus) -> None:
+    # Labels and port from viz/charts/linkerd-viz/templates/prometheus.yaml.
+    labels = {"linkerd.io/extension": "viz", "component": "prometheus", "namespace": VIZ}
+    api.put_pod(VIZ, PROMETHEUS_POD, labels, {"prometheus": [("admin", 9090)]}, listeners={9090: prometheus.handle})
+
+
+def traffic(prometheus: FakePrometheus, tls: str, scrapes: int = WINDOW_SCRAPES, per_scrape: int = 20, mirror: str = "web-svc-east") -> None:
+    """The vote-bot's calls to a mirror, as its proxy counts them: `response_total` growing every scrape."""
+    labels = {"__name__": "response_total", "direction": "outbound", "authority": f"{mirror}.emojivoto.svc.cluster.local:80", "namespace": "emojivoto", "pod": "vote-bot-6d5b9c-zx8kq"}
+    if tls:
+        labels["tls"] = tls
+    prometheus.scrape(labels, [100 + per_scrape * i for i in range(scrapes)])
+
+
 @dataclass
 class Mesh:
     west: FakeKubeAPI
     east: FakeKubeAPI
+    prometheus: FakePrometheus
+    gateway_alive: dict[str, str]
     outputs_file: Path
 
     def run(self, *args: str) -> tuple[int, str]:
@@ -45,6 +105,11 @@ class Mesh:
         code, out = self.run("--json")
         return code, json.loads(out)
 
+    def edit_outputs(self, **changes: object) -> None:
+        raw = json.loads(self.outputs_file.read_text())
+        raw.update(changes)
+        self.outputs_file.write_text(json.dumps(raw))
+
 
 def run_cli(outputs_file: Path, *args: str) -> tuple[int, str]:
     out = io.StringIO()
@@ -53,48 +118,62 @@ def run_cli(outputs_file: Path, *args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def healthy(west: FakeKubeAPI, east: FakeKubeAPI) -> None:
+def healthy(west: FakeKubeAPI, east: FakeKubeAPI, prometheus: FakePrometheus, gateway_alive: dict[str, str]) -> None:
     west.put_link("east", GATEWAY)
     west.put_deployment(MC, "controller-east")
+    put_service_mirror(west, gateway_alive)
     west.put_service(MC, "probe-east", cluster_ip="10.245.0.40", ports=[("mc-probe", 4191)])
     west.put_endpoints(MC, "probe-east", [GATEWAY], port=4191, port_name="mc-probe")
-    west.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.12")
+    # The service mirror labels its mirrors (multicluster/service-mirror/cluster_watcher.go, pkg/k8s/labels.go).
+    west.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.12", labels={"mirror.linkerd.io/mirrored-service": "true", "mirror.linkerd.io/cluster-name": "east"})
     west.put_endpoints("emojivoto", "web-svc-east", [GATEWAY], port=4143)
-    west.set_prometheus_result('gateway_alive{target_cluster_name="east"}', [({}, 1)])
-    west.set_prometheus_result("web-svc-east", [({"tls": "true"}, 120)])
-    put_trust_roots(west, pem(ANCHOR))
-    put_trust_roots(east, pem(ANCHOR))
+    put_prometheus(west, prometheus)
+    traffic(prometheus, "true")
+    for api in (west, east):
+        put_trust_roots(api, pem(ANCHOR))
+        put_issuer(api, pem(ISSUER))
+        put_cilium_config(api, **{"bpf-lb-sock-hostns-only": "true"})
 
 
-def outputs(west: FakeKubeAPI, east: FakeKubeAPI) -> dict:
+def outputs(west_kubeconfig: str, east_kubeconfig: str) -> dict:
     return {
-        "kubeconfigs": {"west": west.kubeconfig(), "east": east.kubeconfig()},
+        "kubeconfigs": {"west": west_kubeconfig, "east": east_kubeconfig},
         "gatewayAddresses": {"east": GATEWAY},
         "links": [{"from": "west", "to": "east"}],
         "exports": [{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "gateway"}],
         "mirroredServices": {"west": [{"name": "emojivoto/web-svc-east", "target": "east", "clusterIP": "10.245.0.12", "endpoints": [GATEWAY]}]},
         "trustAnchorPem": pem(ANCHOR),
+        "issuerRenewBeforeHours": RENEW_BEFORE_HOURS,
     }
 
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[Mesh]:
     with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
-        healthy(west, east)
+        prometheus, gateway_alive = FakePrometheus(), {"east": "1"}
+        healthy(west, east, prometheus, gateway_alive)
         outputs_file = tmp_path / "outputs.json"
-        outputs_file.write_text(json.dumps(outputs(west, east)))
-        yield Mesh(west, east, outputs_file)
+        outputs_file.write_text(json.dumps(outputs(west.kubeconfig(), east.kubeconfig())))
+        yield Mesh(west, east, prometheus, gateway_alive, outputs_file)
 
 
 def failing(report: dict) -> set[tuple[str, str]]:
     return {(check["cluster"], check["name"]) for check in report["checks"] if not check["ok"]}
 
 
-def test_a_healthy_mesh_passes_every_check(mesh: Mesh) -> None:
+def hints(report: dict) -> dict[tuple[str, str], str]:
+    return {(check["cluster"], check["name"]): check["hint"] for check in report["checks"] if not check["ok"]}
+
+
+LINK_CHECKS = ["link", "mirror-controller", "gateway-probe", "mirrored-service", "mtls"]
+CLUSTER_CHECKS = ["trust-anchors", "issuer-expiry", "anchor-expiry", "cilium-socket-lb"]
+
+
+def test_a_healthy_mesh_passes_every_check_with_the_default_viz_policies(mesh: Mesh) -> None:
     code, out = mesh.run()
     assert code == 0, out
-    assert "×" not in out
-    assert sum(line.startswith("√ ") for line in out.splitlines()) == 7  # link, controller, probe, mirror, mTLS; trust anchors in both clusters
+    assert "×" not in out and "‼" not in out
+    assert sum(line.startswith("√ ") for line in out.splitlines()) == len(LINK_CHECKS) + 2 * len(CLUSTER_CHECKS)
     assert out.rstrip().endswith("Status check results are √")
 
 
@@ -102,18 +181,51 @@ def test_json_lists_every_check_with_its_cluster_and_link(mesh: Mesh) -> None:
     code, report = mesh.run_json()
     assert code == 0 and report["ok"] is True
     assert [(c["cluster"], c["link"], c["name"], c["ok"], c["hint"]) for c in report["checks"]] == [
-        ("west", "west->east", "link", True, ""),
-        ("west", "west->east", "mirror-controller", True, ""),
-        ("west", "west->east", "gateway-probe", True, ""),
-        ("west", "west->east", "mirrored-service", True, ""),
-        ("west", "west->east", "mtls", True, ""),
-        ("west", None, "trust-anchors", True, ""),
-        ("east", None, "trust-anchors", True, ""),
+        *[("west", "west->east", name, True, "") for name in LINK_CHECKS],
+        *[("west", None, name, True, "") for name in CLUSTER_CHECKS],
+        *[("east", None, name, True, "") for name in CLUSTER_CHECKS],
     ]
 
 
+def test_metrics_are_read_through_port_forwards_never_the_api_servers_proxy(mesh: Mesh) -> None:
+    assert mesh.run()[0] == 0
+    assert not [request for request in mesh.west.requests if "/proxy" in request]
+    forwards = sorted(request for request in mesh.west.requests if "/portforward" in request)
+    assert forwards == [f"/api/v1/namespaces/{MC}/pods/{MIRROR_POD}/portforward?ports=9999", f"/api/v1/namespaces/{VIZ}/pods/{PROMETHEUS_POD}/portforward?ports=9090"]
+    # Pods are found as the API finds them: a list filtered by label selector.
+    lists = [unquote(request) for request in mesh.west.requests if "/pods?" in request]
+    assert lists == [f"/api/v1/namespaces/{MC}/pods?labelSelector=component=controller,mirror.linkerd.io/cluster-name=east", f"/api/v1/namespaces/{VIZ}/pods?labelSelector=linkerd.io/extension=viz,component=prometheus"]
+
+
+def test_gateway_alive_is_read_from_the_service_mirror_that_holds_the_lease(mesh: Mesh) -> None:
+    # With two replicas only the lease holder probes; the other exports no gateway_alive (multicluster/cmd/service-mirror/main.go).
+    standby = "controller-east-5d8f7c9b6-aaaaa"  # listed first by name
+    labels = {"linkerd.io/extension": "multicluster", "component": "controller", "mirror.linkerd.io/cluster-name": "east"}
+    mesh.west.put_pod(MC, standby, labels, {"controller": [("ctrl-admin", 9999)]}, listeners={9999: service_mirror_metrics({})})
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
+    assert f"/api/v1/namespaces/{MC}/pods/{standby}/portforward?ports=9999" not in mesh.west.requests
+
+
+def test_the_api_servers_proxy_to_viz_prometheus_is_refused_as_its_policy_refuses_it(mesh: Mesh) -> None:
+    api = kube.KubeCluster("west", mesh.west.kubeconfig())._api
+    for path in (f"/api/v1/namespaces/{VIZ}/services/http:prometheus:9090/proxy/api/v1/query", f"/api/v1/namespaces/{VIZ}/pods/{PROMETHEUS_POD}:9090/proxy/api/v1/query"):
+        response = api.call_api(*api.param_serialize("GET", path, query_params=[("query", "up")], auth_settings=["BearerToken"]))
+        assert (response.status, response.getheader("l5d-proxy-error")) == (403, "unauthorized request on route")
+
+
 def _plaintext_too(mesh: Mesh) -> None:
-    mesh.west.set_prometheus_result("web-svc-east", [({"tls": "true"}, 120), ({"tls": "no_identity"}, 3)])
+    traffic(mesh.prometheus, "no_identity", per_scrape=1)
+
+
+def _put_mirror(mesh: Mesh, **kwargs: object) -> None:
+    mesh.west.put_service("emojivoto", "web-svc-east", cluster_ip="10.245.0.12", **kwargs)
+
+
+def _mirror_with_selector(mesh: Mesh) -> None:
+    service = mesh.west.get(core_path("emojivoto", "services", "web-svc-east"))
+    service["spec"]["selector"] = {"app": "web-svc"}
+    mesh.west.put_endpoints("emojivoto", "web-svc-east", ["10.244.1.7"], port=8080)
 
 
 BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
@@ -123,19 +235,28 @@ BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
     "mirror controller unavailable": (lambda m: m.west.put_deployment(MC, "controller-east", available=0), {("west", "mirror-controller")}, "no available replica"),
     "probe service without endpoints": (lambda m: m.west.put_endpoints(MC, "probe-east", []), {("west", "gateway-probe")}, "probe Service linkerd-multicluster/probe-east has no ready endpoints"),
     "probe endpoints not ready": (lambda m: m.west.put_endpoints(MC, "probe-east", [], not_ready=[GATEWAY]), {("west", "gateway-probe")}, "no ready endpoints"),
-    "probes failing": (lambda m: m.west.set_prometheus_result("gateway_alive", [({}, 0)]), {("west", "gateway-probe")}, "gateway_alive=0"),
-    "no probe status yet": (lambda m: m.west.set_prometheus_result("gateway_alive", []), {("west", "gateway-probe")}, "no gateway_alive metric"),
+    "probes failing": (lambda m: m.gateway_alive.update(east="0"), {("west", "gateway-probe")}, "gateway_alive=0"),
+    "no probe status yet": (lambda m: m.gateway_alive.clear(), {("west", "gateway-probe")}, "exports no gateway_alive yet"),
+    "no lease holder": (lambda m: m.west.put_lease(MC, "service-mirror-write-east", None), {("west", "gateway-probe")}, "no service mirror holds the Lease"),
+    "lease held by a pod that is gone": (lambda m: m.west.delete(core_path(MC, "pods", MIRROR_POD)), {("west", "gateway-probe")}, "not a running pod"),
     "no mirror service": (lambda m: m.west.delete(core_path("emojivoto", "services", "web-svc-east")), {("west", "mirrored-service")}, "no mirror Service emojivoto/web-svc-east"),
+    "a local service in the mirror's place": (lambda m: _put_mirror(m), {("west", "mirrored-service")}, "was not made by the service mirror"),
     "mirror without endpoints": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", []), {("west", "mirrored-service")}, "has no endpoints"),
-    "mirror bypassing the gateway": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", ["10.244.1.7"], port=8080), {("west", "mirrored-service")}, "instead of east's gateway 203.0.113.10"),
+    "dead gateway": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", [], port=4143, not_ready=[GATEWAY]), {("west", "mirrored-service")}, "all not ready, as the service mirror marks them while its probes of east's gateway fail"),
+    "a pod IP in the mirror": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", ["10.244.1.7"], port=8080), {("west", "mirrored-service")}, "This is not a stale Link"),
+    "a mirror with a selector": (_mirror_with_selector, {("west", "mirrored-service")}, "has a selector"),
     "trust anchors differ": (lambda m: put_trust_roots(m.east, pem(OTHER_ANCHOR)), {("east", "trust-anchors")}, "differ from the stack's trustAnchorPem"),
     "extra trust anchor": (lambda m: put_trust_roots(m.west, pem(ANCHOR) + pem(OTHER_ANCHOR)), {("west", "trust-anchors")}, "differ"),
-    "no trust roots": (lambda m: m.east.delete(core_path("linkerd", "configmaps", "linkerd-identity-trust-roots")), {("east", "trust-anchors")}, "is Linkerd installed?"),
+    "no trust roots": (lambda m: m.east.delete(core_path("linkerd", "configmaps", "linkerd-identity-trust-roots")), {("east", "trust-anchors"), ("east", "anchor-expiry")}, "is Linkerd installed?"),
+    "issuer about to expire": (lambda m: put_issuer(m.east, pem(self_signed_ca("identity.linkerd.cluster.local", days=59))), {("east", "issuer-expiry")}, "within issuerRenewBeforeHours (1440 h): run `pulumi up`"),
+    "issuer outlives the anchor": (lambda m: put_issuer(m.west, pem(self_signed_ca("identity.linkerd.cluster.local", days=3651))), {("west", "anchor-expiry")}, "expires before the issuer of west"),
+    "no issuer": (lambda m: m.west.delete(core_path("linkerd", "secrets", "linkerd-identity-issuer")), {("west", "issuer-expiry"), ("west", "anchor-expiry")}, "no crt.pem in Secret linkerd/linkerd-identity-issuer"),
     "plaintext alongside mTLS": (_plaintext_too, {("west", "mtls")}, "tls=no_identity"),
-    "only plaintext": (lambda m: m.west.set_prometheus_result("web-svc-east", [({"tls": "disabled"}, 9)]), {("west", "mtls")}, "without mTLS"),
-    "series without a tls label": (lambda m: m.west.set_prometheus_result("web-svc-east", [({}, 9)]), {("west", "mtls")}, "tls=<none>"),
-    "no traffic": (lambda m: m.west.set_prometheus_result("web-svc-east", []), {("west", "mtls")}, "vote-bot"),
-    "prometheus down": (lambda m: setattr(m.west, "prometheus_up", False), {("west", "gateway-probe"), ("west", "mtls")}, "503"),
+    "only plaintext": (lambda m: (m.prometheus.series.clear(), traffic(m.prometheus, "disabled")), {("west", "mtls")}, "without mTLS"),
+    "series without a tls label": (lambda m: traffic(m.prometheus, ""), {("west", "mtls")}, "tls=<none>"),
+    "no traffic": (lambda m: m.prometheus.series.clear(), {("west", "mtls")}, "vote-bot"),
+    "prometheus missing": (lambda m: m.west.delete(core_path(VIZ, "pods", PROMETHEUS_POD)), {("west", "mtls")}, "no running Prometheus pod in linkerd-viz on west"),
+    "prometheus not ready": (lambda m: setattr(m.prometheus, "ready", False), {("west", "mtls")}, "the Prometheus of west (linkerd-viz/prometheus-7d9c8b5f4-abcde) is not ready yet (503)"),
 }
 
 
@@ -147,7 +268,7 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
     code, report = mesh.run_json()
     assert code == 1 and report["ok"] is False
     assert failing(report) == expected
-    assert all(hint in check["hint"] for check in report["checks"] if not check["ok"])
+    assert all(hint in check["hint"] and "kubeconfig" not in check["hint"] for check in report["checks"] if not check["ok"])
 
     code, out = mesh.run()
     assert code == 1
@@ -159,6 +280,70 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
     assert lines[-1] == "Status check results are ×"
 
 
+@pytest.mark.parametrize(
+    "cilium, found",
+    [
+        ({"bpf-lb-sock-hostns-only": "false"}, "sets bpf-lb-sock-hostns-only='false'"),
+        ({}, "does not set bpf-lb-sock-hostns-only, so Cilium's default (false) applies"),
+        (None, "no ConfigMap kube-system/cilium-config"),
+    ],
+    ids=["false", "key absent", "configmap absent"],
+)
+def test_cilium_socket_lb_in_pod_namespaces_is_a_warning_with_the_remedy(mesh: Mesh, cilium: dict | None, found: str) -> None:
+    if cilium is None:
+        mesh.east.delete(core_path("kube-system", "configmaps", "cilium-config"))
+    else:
+        put_cilium_config(mesh.east, **cilium)
+    code, report = mesh.run_json()
+    assert code == 0 and report["ok"] is True  # a warning, as `linkerd check` exits 0 on warnings
+    assert failing(report) == {("east", "cilium-socket-lb")}
+    (warning,) = [check for check in report["checks"] if not check["ok"]]
+    assert warning["warning"] is True
+    assert found in warning["hint"] and 'bpf-lb-sock-hostns-only: "true"' in warning["hint"] and "eBPF CNIs" in warning["hint"]
+    code, out = mesh.run()
+    assert code == 0 and f"‼ {warning['description']}" in out.splitlines()
+    assert out.rstrip().endswith("Status check results are √")
+
+
+def test_mtls_is_judged_on_the_last_minute_not_on_lifetime_counters(mesh: Mesh) -> None:
+    traffic(mesh.prometheus, "no_identity", per_scrape=5)  # plaintext before a fix...
+    assert failing(mesh.run_json()[1]) == {("west", "mtls")}
+    mesh.prometheus.advance(120)  # ...two minutes later: its counter still exists but no longer grows
+    traffic(mesh.prometheus, "no_identity", per_scrape=0)
+    traffic(mesh.prometheus, "true")
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
+
+
+def test_old_mtls_counters_do_not_vouch_for_a_mirror_without_traffic(mesh: Mesh) -> None:
+    mesh.prometheus.advance(300)  # the mirror was deleted and re-created: nothing since, only old samples
+    code, report = mesh.run_json()
+    assert failing(report) == {("west", "mtls")}
+    assert "no outbound traffic to emojivoto/web-svc-east in the last 1m" in hints(report)[("west", "mtls")]
+
+
+def test_the_mtls_query_asks_for_recent_outbound_responses_to_the_mirror_by_tls(mesh: Mesh) -> None:
+    mesh.run()
+    assert mesh.prometheus.queries == ['sum(increase(response_total{direction="outbound", authority=~"web-svc-east\\\\.emojivoto\\\\.svc\\\\..*"}[1m])) by (tls)']
+
+
+def test_the_renewal_window_comes_from_the_stack_outputs(mesh: Mesh) -> None:
+    mesh.edit_outputs(issuerRenewBeforeHours=24 * 366)  # more than the issuer's year
+    report = mesh.run_json()[1]
+    assert failing(report) == {("west", "issuer-expiry"), ("east", "issuer-expiry")}
+    assert "within issuerRenewBeforeHours (8784 h)" in hints(report)[("west", "issuer-expiry")]
+
+
+def test_without_the_renewal_output_the_window_is_60_days(mesh: Mesh) -> None:
+    raw = json.loads(mesh.outputs_file.read_text())
+    del raw["issuerRenewBeforeHours"]
+    mesh.outputs_file.write_text(json.dumps(raw))
+    put_issuer(mesh.east, pem(self_signed_ca("identity.linkerd.cluster.local", days=59)))
+    report = mesh.run_json()[1]
+    assert failing(report) == {("east", "issuer-expiry")}
+    assert "1440 h" in hints(report)[("east", "issuer-expiry")]
+
+
 def test_trust_anchors_are_compared_as_certificates_not_text(mesh: Mesh) -> None:
     der = base64.b64encode(ANCHOR.public_bytes(serialization.Encoding.DER)).decode()
     rewrapped = "-----BEGIN CERTIFICATE-----\r\n" + "\r\n".join(textwrap.wrap(der, 76)) + "\r\n-----END CERTIFICATE-----\r\n"
@@ -168,29 +353,80 @@ def test_trust_anchors_are_compared_as_certificates_not_text(mesh: Mesh) -> None
     assert code == 0, out
 
 
-def test_the_mtls_query_asks_for_outbound_responses_to_the_mirror_by_tls(mesh: Mesh) -> None:
-    mesh.run()
-    queries = [parse_qs(urlsplit(request).query)["query"][0] for request in mesh.west.requests if "/proxy/api/v1/query" in request]
-    mtls = [query for query in queries if "response_total" in query]
-    assert mtls == ['sum by (tls) (response_total{direction="outbound", authority=~"web-svc-east\\\\.emojivoto\\\\.svc.*"})']
-
-
-def test_remote_discovery_exports_are_not_expected_to_have_gateway_endpoints(mesh: Mesh, tmp_path: Path) -> None:
+def test_remote_discovery_exports_are_not_expected_to_have_gateway_endpoints(mesh: Mesh) -> None:
     raw = json.loads(mesh.outputs_file.read_text())
-    raw["exports"].append({"cluster": "east", "namespace": "emojivoto", "service": "emoji-svc", "mode": "remote-discovery"})
-    mesh.outputs_file.write_text(json.dumps(raw))
+    mesh.edit_outputs(exports=raw["exports"] + [{"cluster": "east", "namespace": "emojivoto", "service": "emoji-svc", "mode": "remote-discovery"}])
     code, report = mesh.run_json()
-    assert code == 0 and len(report["checks"]) == 7
+    assert code == 0 and len(report["checks"]) == len(LINK_CHECKS) + 2 * len(CLUSTER_CHECKS)
 
 
-def test_a_rejected_token_fails_every_check_of_that_cluster(mesh: Mesh) -> None:
+def test_rejected_credentials_exit_2_naming_the_cluster_and_doctl(mesh: Mesh, capsys: pytest.CaptureFixture) -> None:
     raw = json.loads(mesh.outputs_file.read_text())
-    raw["kubeconfigs"]["east"] = mesh.east.kubeconfig(token="stale-token")
-    mesh.outputs_file.write_text(json.dumps(raw))
+    mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "east": mesh.east.kubeconfig(token="stale-token")})
+    code, report = mesh.run_json()
+    assert code == 2, "401 means the credentials are unusable: exit 2, as documented"
+    assert failing(report) == {("east", name) for name in CLUSTER_CHECKS}
+    first, *later = [hints(report)[("east", name)] for name in CLUSTER_CHECKS]
+    assert "the API server of east rejected the credentials (401 Unauthorized)" in first and "DIGITALOCEAN_ACCESS_TOKEN" in first
+    assert all(hint.startswith("not asked: ") for hint in later)
+    assert len(mesh.east.requests) == 1, "a cluster that rejected the credentials is not asked again"
+    assert "verify: the API server of east rejected the credentials" in capsys.readouterr().err
+
+
+def test_a_kubeconfig_that_is_not_yaml_exits_2_naming_the_cluster(mesh: Mesh, capsys: pytest.CaptureFixture) -> None:
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "east": "apiVersion: v1\nclusters: [unclosed"})
+    assert run_cli(mesh.outputs_file)[0] == 2
+    err = capsys.readouterr().err
+    assert "the kubeconfig of cluster 'east' in the stack outputs is unusable" in err and "not valid YAML" in err
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> kube.Timeouts:
+    timeouts = kube.Timeouts(connect=1.0, read=0.3)
+    monkeypatch.setattr(kube, "TIMEOUTS", timeouts)
+    return timeouts
+
+
+def test_a_dead_cluster_costs_one_bounded_attempt_by_construction() -> None:
+    # Every request is one attempt (retries=0) of at most connect + read seconds, and a cluster that
+    # did not answer is not asked again: a dead cluster costs at most TIMEOUTS.request.
+    assert kube.TIMEOUTS.request <= 30
+
+
+def test_an_api_server_that_never_answers_is_asked_once_and_named(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    with SilentServer("east") as silent:
+        raw = json.loads(mesh.outputs_file.read_text())
+        mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "east": silent.kubeconfig()})
+        code, report = mesh.run_json()
+        assert silent.connections == 1, "one attempt: no urllib3 retries, and later checks skip the dead cluster"
+    assert code == 1
+    assert failing(report) == {("east", name) for name in CLUSTER_CHECKS}
+    first, *later = [hints(report)[("east", name)] for name in CLUSTER_CHECKS]
+    assert first.startswith("cannot reach the API server of east at http://127.0.0.1:") and f"no answer within {short_timeouts.request:g} s" in first
+    assert all(hint.startswith("not asked: cannot reach the API server of east") for hint in later)
+
+
+def test_a_port_forward_that_never_opens_is_bounded_and_not_tried_again(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    mesh.west.port_forwards_hang = True
     code, report = mesh.run_json()
     assert code == 1
-    assert failing(report) == {("east", "trust-anchors")}
-    assert "401" in report["checks"][-1]["hint"]
+    assert failing(report) == {("west", "gateway-probe"), ("west", "mtls")}
+    assert f"did not open a port-forward to {MC}/{MIRROR_POD} within {short_timeouts.request:g} s" in hints(report)[("west", "gateway-probe")]
+    assert hints(report)[("west", "mtls")].startswith("not asked: ")
+    assert len([request for request in mesh.west.requests if "/portforward" in request]) == 1
+
+
+def test_a_closed_port_fails_the_clusters_checks_at_once_and_the_others_still_run(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "west": closed_port_kubeconfig("west")})
+    code, report = mesh.run_json()
+    assert code == 1
+    assert failing(report) == {("west", name) for name in LINK_CHECKS + CLUSTER_CHECKS}
+    first, *later = [hints(report)[("west", name)] for name in LINK_CHECKS + CLUSTER_CHECKS]
+    assert "cannot reach the API server of west" in first and "Connection refused" in first
+    assert all(hint.startswith("not asked: ") for hint in later)
+    assert all(check["ok"] for check in report["checks"] if check["cluster"] == "east")
 
 
 def test_outputs_can_come_from_stdin(mesh: Mesh, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,6 +441,7 @@ def test_outputs_can_come_from_stdin(mesh: Mesh, monkeypatch: pytest.MonkeyPatch
         ("not json", "not JSON"),
         ("{}", "'kubeconfigs' is missing"),
         (json.dumps({**dict.fromkeys(["kubeconfigs", "gatewayAddresses"], {}), "links": [{"from": "west", "to": "east"}], "exports": [], "trustAnchorPem": pem(ANCHOR)}), "no kubeconfig for cluster 'west'"),
+        (json.dumps({**dict.fromkeys(["kubeconfigs", "gatewayAddresses"], {}), "links": [], "exports": [], "trustAnchorPem": pem(ANCHOR), "issuerRenewBeforeHours": "60d"}), "'issuerRenewBeforeHours' is missing or not a int"),
     ],
 )
 def test_unusable_outputs_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture, outputs_text: str, message: str) -> None:

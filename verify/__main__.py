@@ -2,7 +2,9 @@
 
 Usage: `python -m verify [--json] [--outputs FILE]`.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 the outputs or a kubeconfig are unusable.
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 the outputs, a
+kubeconfig or a cluster's credentials are unusable (unreadable outputs, a kubeconfig that is not
+YAML, an API server answering 401).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Optional, Sequence
 
 from verify import report
 from verify.checks import run_checks
-from verify.kube import KubeCluster, KubeError
+from verify.kube import CredentialsRejected, KubeCluster, KubeError
 from verify.outputs import OutputsError, load_outputs
 
 
@@ -35,6 +37,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     results = run_checks(outputs, clusters)
     print(report.as_json(results) if args.json else report.as_text(results))
+    rejected = [cluster.failure for cluster in clusters.values() if isinstance(cluster.failure, CredentialsRejected)]
+    for failure in rejected:
+        print(f"verify: {failure}", file=sys.stderr)
+    if rejected:
+        return 2
     return 0 if report.all_ok(results) else 1
 
 

@@ -9,28 +9,38 @@ and whose result it exports as `gateway_alive`), and mirrors `<svc>` as `<svc>-<
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
 
 from cryptography import x509
 
 from components.names import EXPORTED_LABEL, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, mirror_name
 from verify.kube import KubeError
+from verify.metrics import PodReader, gateway_alive, prometheus_query
 from verify.outputs import Export, Link, StackOutputs
 
 TRUST_ROOTS_CONFIGMAP = "linkerd-identity-trust-roots"
 TRUST_ROOTS_KEY = "ca-bundle.crt"
+# The control-plane chart's issuer Secret for the default scheme linkerd.io/tls (templates/identity.yaml).
+ISSUER_SECRET = "linkerd-identity-issuer"
+ISSUER_CERT_KEY = "crt.pem"
+# The service mirror labels what it creates (pkg/k8s/labels.go, MirroredResourceLabel).
+MIRRORED_LABEL = "mirror.linkerd.io/mirrored-service"
+# As `linkerd viz stat` (viz/cmd/stat.go, --time-window): mTLS is judged on this recent traffic.
+MTLS_WINDOW = "1m"
+CILIUM_CONFIGMAP = ("kube-system", "cilium-config")
+CILIUM_HOSTNS_ONLY = "bpf-lb-sock-hostns-only"
 
 
-class Cluster(Protocol):
-    name: str
-
+class Cluster(PodReader, Protocol):
     def get_link(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_deployment(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_service(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_endpoints(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_configmap(self, namespace: str, name: str) -> Optional[dict]: ...
-    def prometheus_query(self, query: str) -> list[dict]: ...
+    def get_secret(self, namespace: str, name: str) -> Optional[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -41,10 +51,16 @@ class Result:
     description: str
     ok: bool
     hint: str = ""
+    # A warning names a risk that verify cannot confirm from the cluster; it does not fail the run.
+    warning: bool = False
+
+
+def _addresses(endpoints: Optional[dict], field: str) -> set[str]:
+    return {address["ip"] for subset in (endpoints or {}).get("subsets") or [] for address in subset.get(field) or []}
 
 
 def ready_addresses(endpoints: Optional[dict]) -> set[str]:
-    return {address["ip"] for subset in (endpoints or {}).get("subsets") or [] for address in subset.get("addresses") or []}
+    return _addresses(endpoints, "addresses")
 
 
 def check_link(cluster: Cluster, target: str, gateway_address: str) -> Optional[str]:
@@ -80,6 +96,10 @@ def check_mirror_controller(cluster: Cluster, target: str) -> Optional[str]:
     return None
 
 
+def _check_gateway(target: str, source: str) -> str:
+    return f"check that the linkerd-gateway LoadBalancer of {target} is reachable from {source} on port 4191 (firewall?) and its pod is ready"
+
+
 def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
     name = f"probe-{target}"
     if not ready_addresses(cluster.get_endpoints(MULTICLUSTER_NAMESPACE, name)):
@@ -87,57 +107,82 @@ def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
             f"probe Service {MULTICLUSTER_NAMESPACE}/{name} has no ready endpoints: the service mirror has not "
             f"resolved the gateway address of {target}; see the logs of deploy/controller-{target}"
         )
-    alive = cluster.prometheus_query(f'max(gateway_alive{{target_cluster_name="{target}"}})')
-    if not alive:
-        return (
-            f"no gateway_alive metric for {target} in the Prometheus of {cluster.name} yet; "
-            "wait a minute for linkerd-viz to scrape the service mirror and retry"
-        )
-    if float(alive[0]["value"][1]) < 1:
-        return (
-            f"the service mirror's probes of {target}'s gateway fail (gateway_alive=0); check that the "
-            f"linkerd-gateway LoadBalancer of {target} is reachable from {cluster.name} on port 4191 (firewall?) "
-            "and its pod is ready"
-        )
+    alive = gateway_alive(cluster, target)
+    if alive is None:
+        return f"the service mirror of {target} exports no gateway_alive yet; it starts probing once it holds its lease: retry in a minute"
+    if alive < 1:
+        return f"gateway_alive=0: the service mirror's probes of {target}'s gateway fail; {_check_gateway(target, cluster.name)}"
     return None
 
 
 def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: str) -> Optional[str]:
-    mirror = mirror_name(export.service, export.cluster)
+    target = export.cluster
+    mirror = mirror_name(export.service, target)
     where = f"{export.namespace}/{mirror}"
-    if cluster.get_service(export.namespace, mirror) is None:
+    service = cluster.get_service(export.namespace, mirror)
+    if service is None:
         return (
-            f"no mirror Service {where} in {cluster.name}: {export.service} is not exported from {export.cluster} "
+            f"no mirror Service {where} in {cluster.name}: {export.service} is not exported from {target} "
             f"(label {EXPORTED_LABEL}=true) or the service mirror is not running"
         )
-    addresses = ready_addresses(cluster.get_endpoints(export.namespace, mirror))
+    if ((service.get("metadata") or {}).get("labels") or {}).get(MIRRORED_LABEL) != "true":
+        return (
+            f"{where} in {cluster.name} was not made by the service mirror (no label {MIRRORED_LABEL}=true): a local "
+            f"Service with the mirror's name takes its place; rename or delete it so the mirror of {export.service} can exist"
+        )
+    endpoints = cluster.get_endpoints(export.namespace, mirror)
+    addresses = ready_addresses(endpoints)
+    if not addresses and _addresses(endpoints, "notReadyAddresses"):
+        # multicluster/service-mirror/cluster_watcher.go, updateReadiness: a gateway that fails its probes
+        # has the mirrors' addresses moved to notReadyAddresses.
+        return f"{where}'s addresses are all not ready, as the service mirror marks them while its probes of {target}'s gateway fail; {_check_gateway(target, cluster.name)}"
     if not addresses:
         return (
-            f"{where} has no endpoints: {export.service} has no ready pods in {export.cluster}, "
+            f"{where} has no endpoints: {export.service} has no ready pods in {target}, "
             "or the service mirror has not synced it yet"
         )
     if addresses != {gateway_address}:
+        if (service.get("spec") or {}).get("selector"):
+            cause = "the Service has a selector, so Kubernetes fills its Endpoints with local pods (the service mirror never sets one): delete it and let the service mirror re-create it"
+        else:
+            cause = f"the service mirror writes only the Link's gateway address there and has not rewritten it: restart deploy/controller-{target}"
         return (
-            f"{where} points at {sorted(addresses)} instead of {export.cluster}'s gateway {gateway_address}; "
-            "the Link's gateway address is stale: run `pulumi up` to regenerate it"
+            f"{where} points at {sorted(addresses)} instead of {target}'s gateway {gateway_address}. This is not a stale "
+            f"Link (the link check compares the Link with the gateway): {cause}"
         )
     return None
 
 
-def _anchors(pem: str) -> set[x509.Certificate]:
-    return set(x509.load_pem_x509_certificates(pem.encode()))
+def _certificates(pem: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem.encode())
 
 
-def check_trust_anchors(cluster: Cluster, expected_pem: str) -> Optional[str]:
+def _trust_roots(cluster: Cluster) -> list[x509.Certificate]:
+    """The cluster's trust anchors; KubeError (with a hint) when they cannot be read."""
     configmap = cluster.get_configmap(LINKERD_NAMESPACE, TRUST_ROOTS_CONFIGMAP)
     bundle = ((configmap or {}).get("data") or {}).get(TRUST_ROOTS_KEY)
     if not bundle:
-        return f"no {TRUST_ROOTS_KEY} in ConfigMap {LINKERD_NAMESPACE}/{TRUST_ROOTS_CONFIGMAP}: is Linkerd installed?"
+        raise KubeError(f"no {TRUST_ROOTS_KEY} in ConfigMap {LINKERD_NAMESPACE}/{TRUST_ROOTS_CONFIGMAP}: is Linkerd installed?")
     try:
-        actual = _anchors(bundle)
+        return _certificates(bundle)
     except ValueError:
-        return f"{LINKERD_NAMESPACE}/{TRUST_ROOTS_CONFIGMAP} holds no parsable PEM certificate; reinstall Linkerd with `pulumi up`"
-    if actual != _anchors(expected_pem):
+        raise KubeError(f"{LINKERD_NAMESPACE}/{TRUST_ROOTS_CONFIGMAP} holds no parsable PEM certificate; reinstall Linkerd with `pulumi up`") from None
+
+
+def _issuer(cluster: Cluster) -> x509.Certificate:
+    """The cluster's issuer certificate; only `crt.pem` is decoded, the key is never touched."""
+    secret = cluster.get_secret(LINKERD_NAMESPACE, ISSUER_SECRET)
+    encoded = ((secret or {}).get("data") or {}).get(ISSUER_CERT_KEY)
+    if not encoded:
+        raise KubeError(f"no {ISSUER_CERT_KEY} in Secret {LINKERD_NAMESPACE}/{ISSUER_SECRET} on {cluster.name}: is Linkerd installed?")
+    try:
+        return _certificates(base64.b64decode(encoded).decode())[0]
+    except ValueError:
+        raise KubeError(f"{LINKERD_NAMESPACE}/{ISSUER_SECRET} on {cluster.name} holds no parsable issuer certificate; run `pulumi up`") from None
+
+
+def check_trust_anchors(cluster: Cluster, expected_pem: str) -> Optional[str]:
+    if set(_trust_roots(cluster)) != set(_certificates(expected_pem)):
         return (
             f"the trust anchors of {cluster.name} differ from the stack's trustAnchorPem, so mTLS across "
             "clusters fails; run `pulumi up` to give every control plane the same anchor, then restart meshed pods"
@@ -145,39 +190,88 @@ def check_trust_anchors(cluster: Cluster, expected_pem: str) -> Optional[str]:
     return None
 
 
-def mtls_query(export: Export) -> str:
-    authority = f"{mirror_name(export.service, export.cluster)}\\\\.{export.namespace}\\\\.svc.*"
-    return f'sum by (tls) (response_total{{direction="outbound", authority=~"{authority}"}})'
+def _date(certificate: x509.Certificate) -> str:
+    return certificate.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def check_mtls(cluster: Cluster, export: Export) -> Optional[str]:
-    by_tls = {series["metric"].get("tls", ""): float(series["value"][1]) for series in cluster.prometheus_query(mtls_query(export))}
-    where = f"{export.namespace}/{mirror_name(export.service, export.cluster)}"
-    plaintext = sorted(tls or "<none>" for tls, count in by_tls.items() if tls != "true" and count > 0)
-    if plaintext:
+def check_issuer_expiry(cluster: Cluster, renew_before_hours: int, now: datetime) -> Optional[str]:
+    issuer = _issuer(cluster)
+    left_hours = (issuer.not_valid_after_utc - now).total_seconds() / 3600
+    if left_hours <= renew_before_hours:
         return (
-            f"responses from {where} with tls={', '.join(plaintext)}: some traffic crossed clusters without mTLS; "
-            "mesh the clients (linkerd.io/inject: enabled) and check the service mirror sets the gateway identity"
-        )
-    if by_tls.get("true", 0) <= 0:
-        return (
-            f"no outbound traffic to {where} in the Prometheus of {cluster.name}, so mTLS cannot be confirmed; "
-            "send some traffic (the demo's vote-bot does) and retry"
+            f"the issuer of {cluster.name} expires {_date(issuer)} ({max(left_hours, 0):.0f} h left), within "
+            f"issuerRenewBeforeHours ({renew_before_hours} h): run `pulumi up` (or the deploy workflow) to renew it; "
+            "the identity controller reloads a renewed issuer without restarts"
         )
     return None
 
 
-def _result(cluster: Cluster, link: Optional[Link], name: str, description: str, check: Callable[[], Optional[str]]) -> Result:
+def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
+    issuer = _issuer(cluster)
+    early = [anchor for anchor in _trust_roots(cluster) if anchor.not_valid_after_utc <= issuer.not_valid_after_utc]
+    if early:
+        names = ", ".join(f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})" for anchor in early)
+        return (
+            f"trust anchor {names} expires before the issuer of {cluster.name} ({_date(issuer)}), so its proxies' "
+            "certificates stop being trusted first; rotate the anchor (README, Identity and certificate rotation)"
+        )
+    return None
+
+
+def check_cilium_socket_lb(cluster: Cluster) -> Optional[str]:
+    namespace, name = CILIUM_CONFIGMAP
+    configmap = cluster.get_configmap(namespace, name)
+    value = ((configmap or {}).get("data") or {}).get(CILIUM_HOSTNS_ONLY)
+    if value == "true":
+        return None
+    if configmap is None:
+        found = f"no ConfigMap {namespace}/{name}, so the setting cannot be read; if the cluster runs Cilium, its default (false) applies"
+    elif value is None:
+        found = f"{namespace}/{name} does not set {CILIUM_HOSTNS_ONLY}, so Cilium's default (false) applies"
+    else:
+        found = f"{namespace}/{name} sets {CILIUM_HOSTNS_ONLY}={value!r}"
+    return (
+        f"{found}: where Cilium's socket-level load balancing acts in pod namespaces, it rewrites a connect to a mirror's "
+        "ClusterIP into the remote gateway's address before the Linkerd proxy sees it, so cross-cluster calls skip the "
+        f"proxy and fail. If the mtls check fails too, set Cilium's socketLB.hostNamespaceOnly ({CILIUM_HOSTNS_ONLY}: "
+        "\"true\") and restart the cilium agents (Linkerd docs: cluster configuration, eBPF CNIs; cilium/cilium#16583)"
+    )
+
+
+def mtls_query(export: Export) -> str:
+    authority = f"{mirror_name(export.service, export.cluster)}\\\\.{export.namespace}\\\\.svc\\\\..*"
+    return f'sum(increase(response_total{{direction="outbound", authority=~"{authority}"}}[{MTLS_WINDOW}])) by (tls)'
+
+
+def check_mtls(cluster: Cluster, export: Export) -> Optional[str]:
+    by_tls = {series["metric"].get("tls", ""): float(series["value"][1]) for series in prometheus_query(cluster, mtls_query(export))}
+    where = f"{export.namespace}/{mirror_name(export.service, export.cluster)}"
+    plaintext = sorted(tls or "<none>" for tls, count in by_tls.items() if tls != "true" and count > 0)
+    if plaintext:
+        return (
+            f"responses from {where} with tls={', '.join(plaintext)} in the last {MTLS_WINDOW}: some traffic crossed "
+            "clusters without mTLS; mesh the clients (linkerd.io/inject: enabled) and check the service mirror sets the gateway identity"
+        )
+    if by_tls.get("true", 0) <= 0:
+        return (
+            f"no outbound traffic to {where} in the last {MTLS_WINDOW} in the Prometheus of {cluster.name}, so mTLS cannot be "
+            "confirmed; send some traffic (the demo's vote-bot does) and retry"
+        )
+    return None
+
+
+def _result(cluster: Cluster, link: Optional[Link], name: str, description: str, check: Callable[[], Optional[str]], warning: bool = False) -> Result:
     # Runs the check now, so the closures passed in may use loop variables.
     try:
         hint = check()
     except KubeError as err:
-        hint = f"{err}; check that the kubeconfig in the stack outputs is current and the cluster is up"
-    return Result(cluster.name, None if link is None else str(link), name, description, hint is None, hint or "")
+        hint, warning = str(err), False  # a cluster that cannot answer is a failure, never a warning
+    return Result(cluster.name, None if link is None else str(link), name, description, hint is None, hint or "", warning and hint is not None)
 
 
-def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster]) -> list[Result]:
-    """All checks: per link in its source cluster, then trust anchors in every cluster."""
+def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Optional[datetime] = None) -> list[Result]:
+    """All checks: per link in its source cluster, then identity and Cilium in every cluster."""
+    now = now or datetime.now(timezone.utc)
     results = []
     for link in outputs.links:
         source, target = clusters[link.source], link.target
@@ -191,7 +285,11 @@ def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster]) -> list[R
             mirror = f"{export.namespace}/{mirror_name(export.service, target)}"
             results.append(_result(source, link, "mirrored-service", f"mirror service {mirror} has the gateway of {target} as endpoints", lambda: check_mirrored_service(source, export, gateway)))
             results.append(_result(source, link, "mtls", f"traffic to {mirror} is mTLS", lambda: check_mtls(source, export)))
+    renew = outputs.issuer_renew_before_hours
     for name in outputs.kubeconfigs:
         cluster = clusters[name]
         results.append(_result(cluster, None, "trust-anchors", f"trust anchors of {name} match the stack's trust anchor", lambda: check_trust_anchors(cluster, outputs.trust_anchor_pem)))
+        results.append(_result(cluster, None, "issuer-expiry", f"issuer of {name} has more than {renew} h left", lambda: check_issuer_expiry(cluster, renew, now)))
+        results.append(_result(cluster, None, "anchor-expiry", f"trust anchors of {name} outlive its issuer", lambda: check_anchors_outlive_issuer(cluster)))
+        results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
     return results

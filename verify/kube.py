@@ -1,71 +1,151 @@
-"""Reads objects from one cluster's API server with the official client, given a kubeconfig string.
+"""Reads one cluster's API server with the official client, given a kubeconfig string.
 
 Objects come back as the API server's JSON (dicts), missing objects as None, so the checks stay
-plain logic over Kubernetes-shaped data.
+plain logic over Kubernetes-shaped data. A pod's own ports are read through a port-forward, as
+`linkerd multicluster gateways` reads the service mirror (multicluster/cmd/gateways.go).
+
+An unreachable cluster costs one request: every request is a single attempt (no urllib3 retries)
+bounded by `TIMEOUTS`, and once a cluster has not answered, or has rejected the credentials, no
+later request is sent to it; each later read fails at once with the first failure. A port-forward
+that does not open in that time stops later port-forwards to the cluster the same way.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
+import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import portforward
 
 from components.kube_client import KubeconfigError
 from components.kube_client import api_client as kubeconfig_client
-from components.names import LINK_GROUP, LINK_VERSION, VIZ_NAMESPACE
+from components.names import LINK_GROUP, LINK_VERSION
 
-# The API server's service proxy: scheme:name:port of linkerd-viz's Prometheus Service.
-PROMETHEUS_QUERY_PATH = f"/api/v1/namespaces/{VIZ_NAMESPACE}/services/http:prometheus:9090/proxy/api/v1/query"
-# Per request, so an unreachable cluster fails its checks instead of hanging the command.
-REQUEST_TIMEOUT_SECONDS = 15
+HANDSHAKE_STATUS = re.compile(r"Handshake status (\d+)")
+CREDENTIALS_HINT = (
+    "the stack's kubeconfigs get their token from `doctl kubernetes cluster kubeconfig exec-credential`, "
+    "so this usually means DIGITALOCEAN_ACCESS_TOKEN is unset, expired or of another account (make exports it "
+    "from DIGITALOCEAN_TOKEN), or doctl is missing from PATH; verify exits 2 (credentials unusable)"
+)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds per request, which is never retried: a dead cluster costs at most `connect + read`."""
+
+    connect: float = 5.0
+    read: float = 10.0
+
+    @property
+    def request(self) -> float:
+        return self.connect + self.read
+
+
+TIMEOUTS = Timeouts()
 
 
 class KubeError(Exception):
-    """The API server did not answer usefully (unreachable, unauthorized, server error)."""
+    """The API server did not answer usefully; the message says what to do."""
 
 
-def api_client(kubeconfig: str) -> client.ApiClient:
-    """A client for the current context of a kubeconfig given as YAML text."""
-    try:
-        return kubeconfig_client(kubeconfig)
-    except KubeconfigError as err:
-        raise KubeError(f"unusable kubeconfig: {err}") from err
+class Unreachable(KubeError):
+    """No answer from the API server (refused, timed out, cut off)."""
+
+
+class CredentialsRejected(KubeError):
+    """The API server answered 401."""
+
+
+def _run_within(seconds: float, call: Callable[[], Any]) -> Any:
+    """`call()`, or TimeoutError after `seconds`; the websocket of a port-forward has no timeout of its own."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, name="port-forward-open", daemon=True)  # daemon: a hung one never blocks exit
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class KubeCluster:
     """The read-only view of a cluster that `verify.checks` needs."""
 
-    def __init__(self, name: str, kubeconfig: str):
+    def __init__(self, name: str, kubeconfig: str, timeouts: Optional[Timeouts] = None):
         self.name = name
-        self._api = api_client(kubeconfig)
+        self.timeouts = timeouts or TIMEOUTS
+        try:
+            self._api = kubeconfig_client(kubeconfig, retries=0)
+        except KubeconfigError as err:
+            raise KubeError(f"the kubeconfig of cluster {name!r} in the stack outputs is unusable: {err}") from err
         self._core = client.CoreV1Api(self._api)
         self._apps = client.AppsV1Api(self._api)
+        self._leases = client.CoordinationV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
+        # Port-forwards get a client of their own: `kubernetes.stream` swaps the client's request method
+        # while it connects, and a port-forward abandoned after its timeout must not take reads with it.
+        self._forwards = client.CoreV1Api(client.ApiClient(self._api.configuration))
+        # The first failure that makes asking again pointless; later reads fail with it at once.
+        self.failure: Optional[KubeError] = None
+        self.forward_failure: Optional[KubeError] = None  # the same for port-forwards alone
+
+    def _remember(self, error: KubeError) -> KubeError:
+        self.failure = error
+        return error
+
+    def _unreachable(self, reason: str) -> KubeError:
+        return self._remember(
+            Unreachable(
+                f"cannot reach the API server of {self.name} at {self._api.configuration.host} ({reason}); "
+                "is the cluster up, and is its endpoint in the stack outputs current? Later checks of "
+                f"{self.name} were skipped"
+            )
+        )
+
+    def _rejected(self) -> KubeError:
+        return self._remember(CredentialsRejected(f"the API server of {self.name} rejected the credentials (401 Unauthorized): {CREDENTIALS_HINT}"))
 
     def _call(self, request: Callable[[], Any]) -> Any:
+        if self.failure is not None:
+            raise type(self.failure)(f"not asked: {self.failure}")
         try:
             return request()
         except ApiException as err:
             if err.status == 404:
                 return None
+            if err.status == 401:
+                raise self._rejected() from err
             raise KubeError(f"the API server of {self.name} answered {err.status} {err.reason}") from err
         except urllib3.exceptions.HTTPError as err:
-            raise KubeError(f"cannot reach the API server of {self.name}: {err}") from err
+            reason = getattr(err, "reason", None) or err
+            # urllib3's NewConnectionError (refused) subclasses its ConnectTimeoutError.
+            if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(reason, urllib3.exceptions.NewConnectionError):
+                raise self._unreachable(f"no answer within {self.timeouts.request:g} s") from err
+            raise self._unreachable(str(reason).rsplit(": ", 1)[-1]) from err
 
-    def _read(self, method: Callable[..., Any], *args: str) -> Optional[dict]:
+    def _read(self, method: Callable[..., Any], *args: str, **kwargs: str) -> Optional[dict]:
         # Raw JSON instead of generated models: the checks read camelCase fields as the API serves them.
-        response = self._call(lambda: method(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT_SECONDS))
+        timeout = (self.timeouts.connect, self.timeouts.read)
+        response = self._call(lambda: method(*args, **kwargs, _preload_content=False, _request_timeout=timeout))
         return None if response is None else json.loads(response.data)
 
     def get_link(self, namespace: str, name: str) -> Optional[dict]:
-        return self._call(
-            lambda: self._custom.get_namespaced_custom_object(
-                LINK_GROUP, LINK_VERSION, namespace, "links", name, _request_timeout=REQUEST_TIMEOUT_SECONDS
-            )
-        )
+        return self._read(self._custom.get_namespaced_custom_object, LINK_GROUP, LINK_VERSION, namespace, "links", name)
 
     def get_deployment(self, namespace: str, name: str) -> Optional[dict]:
         return self._read(self._apps.read_namespaced_deployment, name, namespace)
@@ -79,25 +159,54 @@ class KubeCluster:
     def get_configmap(self, namespace: str, name: str) -> Optional[dict]:
         return self._read(self._core.read_namespaced_config_map, name, namespace)
 
-    def prometheus_query(self, query: str) -> list[dict]:
-        """The instant-vector result of a PromQL query against linkerd-viz's Prometheus."""
+    def get_secret(self, namespace: str, name: str) -> Optional[dict]:
+        return self._read(self._core.read_namespaced_secret, name, namespace)
 
-        def request() -> Any:
-            # The generated proxy methods cannot pass query parameters, so build the call with the client's own serializer.
-            serialized = self._api.param_serialize(
-                "GET",
-                PROMETHEUS_QUERY_PATH,
-                query_params=[("query", query)],
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
+    def get_lease(self, namespace: str, name: str) -> Optional[dict]:
+        return self._read(self._leases.read_namespaced_lease, name, namespace)
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict]:
+        """The pods matching a label selector, filtered by the API server as `kubectl get -l` does."""
+        found = self._read(self._core.list_namespaced_pod, namespace, label_selector=selector)
+        return (found or {}).get("items") or []
+
+    def port_forward_get(self, namespace: str, pod: str, port: int, path: str) -> tuple[int, bytes]:
+        """GET `path` from `port` of a pod, through a port-forward: (status, body)."""
+
+        if self.forward_failure is not None:
+            raise KubeError(f"not asked: {self.forward_failure}")
+
+        def open_forward() -> Any:
+            try:
+                return portforward(self._forwards.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+            except ApiException as err:
+                # The client reports a refused websocket handshake as status 0 with the HTTP status in the text.
+                handshake = HANDSHAKE_STATUS.search(str(err.reason))
+                if handshake is None:
+                    raise urllib3.exceptions.ProtocolError(str(err.reason)) from err
+                raise ApiException(status=int(handshake[1]), reason="port-forward refused") from err
+
+        try:
+            forward = self._call(lambda: _run_within(self.timeouts.request, open_forward))
+        except TimeoutError as err:
+            # The API server answers but cannot reach the node (kubelet); reads go on, port-forwards stop.
+            self.forward_failure = KubeError(
+                f"the API server of {self.name} did not open a port-forward to {namespace}/{pod} within "
+                f"{self.timeouts.request:g} s (can it reach the node's kubelet?); later port-forwards on {self.name} were skipped"
             )
-            response = self._api.call_api(*serialized, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-            response.read()
-            return self._api.response_deserialize(response, {"200": "object"}).data
-
-        body = self._call(request)
-        if body is None:
-            raise KubeError(f"no Prometheus in {VIZ_NAMESPACE} on {self.name}; is linkerd-viz installed?")
-        if body.get("status") != "success":
-            raise KubeError(f"Prometheus on {self.name} rejected the query: {body.get('error')}")
-        return body["data"]["result"]
+            raise self.forward_failure from err
+        if forward is None:
+            raise KubeError(f"pod {namespace}/{pod} on {self.name} is gone")
+        where = f"{namespace}/{pod}:{port} on {self.name}"
+        sock = forward.socket(port)
+        sock.settimeout(self.timeouts.read)
+        connection = http.client.HTTPConnection("localhost", port, timeout=self.timeouts.read)
+        connection.sock = sock  # HTTP over the forwarded stream
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise KubeError(f"port-forward to {where} failed: {forward.error(port) or err}") from err
+        finally:
+            forward.close()

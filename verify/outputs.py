@@ -10,6 +10,11 @@ from typing import Any
 from cryptography import x509
 
 
+# identity.issuerRenewBeforeHours' default (60 days, when `linkerd check` starts warning), for
+# stacks deployed before the program exported it.
+DEFAULT_ISSUER_RENEW_BEFORE_HOURS = 1440
+
+
 class OutputsError(Exception):
     """The stack outputs are missing or do not have the expected shape."""
 
@@ -38,6 +43,7 @@ class StackOutputs:
     links: tuple[Link, ...]
     exports: tuple[Export, ...]
     trust_anchor_pem: str
+    issuer_renew_before_hours: int = DEFAULT_ISSUER_RENEW_BEFORE_HOURS
 
     def exports_of(self, cluster: str) -> list[Export]:
         return [export for export in self.exports if export.cluster == cluster]
@@ -69,6 +75,7 @@ def parse_outputs(raw: Any) -> StackOutputs:
         links=links,
         exports=exports,
         trust_anchor_pem=_require(raw, "trustAnchorPem", str),
+        issuer_renew_before_hours=_require(raw, "issuerRenewBeforeHours", int) if "issuerRenewBeforeHours" in raw else DEFAULT_ISSUER_RENEW_BEFORE_HOURS,
     )
     try:
         x509.load_pem_x509_certificates(outputs.trust_anchor_pem.encode())
