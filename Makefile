@@ -145,12 +145,12 @@ stack: tools
 existing-stack: tools
 	$(PULUMI) stack select $(STACK) --non-interactive
 
-# Checked before anything is installed.
+# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well).
 token:
-	@[ -n "$${DIGITALOCEAN_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
+	@[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
 
 cluster-arg:
-	@[ -n "$(CLUSTER)" ] || { echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1; }
+	$(if $(CLUSTER),@true,@echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1)
 
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
@@ -168,7 +168,8 @@ kubeconfig: cluster-arg python-version existing-stack
 	@mkdir -p .kube
 	@set -o pipefail && $(PULUMI) stack output kubeconfigs --stack $(STACK) --json \
 		| $(VENV)/bin/python -c 'import json, sys; configs = json.load(sys.stdin); name = sys.argv[1]; name in configs or sys.exit("no cluster %r; the stack has %s" % (name, ", ".join(sorted(configs)))); print(configs[name])' "$(CLUSTER)" \
-		> $(KUBECONFIG_FILE).new && mv $(KUBECONFIG_FILE).new $(KUBECONFIG_FILE) || { rm -f $(KUBECONFIG_FILE).new; exit 1; }
+		> $(KUBECONFIG_FILE).new || { rm -f $(KUBECONFIG_FILE).new; exit 1; }
+	@mv $(KUBECONFIG_FILE).new $(KUBECONFIG_FILE)
 	@echo "export KUBECONFIG=$(CURDIR)/$(KUBECONFIG_FILE)"
 	@echo 'export PATH="$(DOCTL_DIR):$$PATH"   # kubectl runs doctl: this is the pinned one'
 	@echo "# and DIGITALOCEAN_ACCESS_TOKEN (or doctl auth init) for doctl's short-lived cluster token"

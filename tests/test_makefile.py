@@ -259,3 +259,10 @@ def test_doctl_for_a_platform_without_a_pin_is_checked_against_the_releases_chec
 
 def test_the_pinned_doctl_checksum_is_a_sha256():
     assert len(variable("DOCTL_SHA256_linux-amd64")) == 64 and int(variable("DOCTL_SHA256_linux-amd64"), 16) >= 0
+
+
+@pytest.mark.parametrize("variable", ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])
+def test_deploy_takes_the_token_under_either_name_and_refuses_without(checkout, variable):
+    assert checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x", **{variable: TOKEN}).returncode == 0
+    result = checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0 and "Set DIGITALOCEAN_TOKEN" in result.stderr
