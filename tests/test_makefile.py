@@ -266,3 +266,11 @@ def test_deploy_takes_the_token_under_either_name_and_refuses_without(checkout, 
     assert checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x", **{variable: TOKEN}).returncode == 0
     result = checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x")
     assert result.returncode != 0 and "Set DIGITALOCEAN_TOKEN" in result.stderr
+
+
+def test_the_readme_names_the_pinned_versions():
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"Pulumi CLI {PULUMI_VERSION} into `.pulumi-cli/{PULUMI_VERSION}/`" in readme
+    assert f"doctl {DOCTL_VERSION} into `.tools/doctl/{DOCTL_VERSION}/`" in readme
+    assert f'export PATH="$PWD/.tools/doctl/{DOCTL_VERSION}:$PATH"' in readme
+    assert f"Python {variable('PYTHON_MIN')} or newer" in readme
