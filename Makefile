@@ -137,8 +137,9 @@ $(PASSPHRASE_FILE):
 tools: runtime cli doctl $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
 	$(if $(filter file://%,$(PULUMI_BACKEND_URL)),mkdir -p $(patsubst file://%,%,$(PULUMI_BACKEND_URL)))
 
-# Deploying and previewing may start a new stack; the other targets need an existing one, so
-# a mistyped STACK fails instead of creating an empty stack.
+# Deploying may start a new stack, and so may previewing in the local backend; the other
+# targets need an existing one, so a mistyped STACK fails instead of creating an empty stack,
+# and a preview never creates a stack in a shared backend.
 stack: tools
 	$(PULUMI) stack select --create $(STACK) --non-interactive
 
@@ -155,7 +156,7 @@ cluster-arg:
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
 
-preview: python-version stack
+preview: python-version $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
 destroy: python-version existing-stack

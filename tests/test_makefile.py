@@ -274,3 +274,11 @@ def test_the_readme_names_the_pinned_versions():
     assert f"doctl {DOCTL_VERSION} into `.tools/doctl/{DOCTL_VERSION}/`" in readme
     assert f'export PATH="$PWD/.tools/doctl/{DOCTL_VERSION}:$PATH"' in readme
     assert f"Python {variable('PYTHON_MIN')} or newer" in readme
+
+
+@pytest.mark.parametrize("backend, creates", [(None, True), ("s3://state?endpoint=sfo3.digitaloceanspaces.com", False), ("https://api.pulumi.com", False)])
+def test_a_preview_creates_a_stack_only_in_the_local_backend(checkout, backend, creates):
+    env = {"PULUMI_CONFIG_PASSPHRASE": "x", "DIGITALOCEAN_TOKEN": TOKEN, **({"PULUMI_BACKEND_URL": backend} if backend else {})}
+    assert checkout.make("preview", **env).returncode == 0
+    select, preview = (call["args"] for call in checkout.pulumi_calls())
+    assert ("--create" in select) is creates and preview[0] == "preview"
