@@ -3,18 +3,27 @@ queries over what the program registered."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import ClusterSpec
 from tests.fake_cloud import DO_TOKEN
+from tests.fake_digitalocean import DOKS_VERSIONS
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+# A lone cluster's VPC-native ranges, unless its spec has its own.
+LONE_CLUSTER_SUBNET = "172.20.0.0/16"
+LONE_SERVICE_SUBNET = "172.30.0.0/20"
+
+
 def lone_cluster(spec: ClusterSpec, token: str = DO_TOKEN) -> DoksCluster:
-    """A DOKS cluster (and its provider) for a component test, on the fakes' default version."""
-    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33", digitalocean_token=pulumi.Output.secret(token)))
+    """A DOKS cluster (and its provider) for a component test, on the newest version the fake offers."""
+    spec = replace(spec, cluster_subnet=spec.cluster_subnet or LONE_CLUSTER_SUBNET, service_subnet=spec.service_subnet or LONE_SERVICE_SUBNET)
+    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version=DOKS_VERSIONS[0], version_prefix=None, digitalocean_token=pulumi.Output.secret(token)))
 
 
 def provider_cluster(registration) -> str:
