@@ -13,7 +13,7 @@ import grpc
 import pulumi
 from pulumi.runtime import mocks
 
-from tests.fake_digitalocean import FakeDigitalOcean
+from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import unwrap
@@ -55,7 +55,7 @@ class FakeCloud(mocks.Mocks):
         if args.token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster":
             try:
                 return self.digitalocean.get_kubernetes_cluster(args.args)
-            except LookupError as error:
+            except ProviderError as error:
                 raise InvokeFailed(args.token, str(error)) from None
         raise NotImplementedError(f"no fake for invoke {args.token}")
 

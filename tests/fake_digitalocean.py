@@ -38,6 +38,10 @@ CLUSTER_REPLACED_BY = ("region", "vpcUuid", "clusterSubnet", "serviceSubnet", "n
 NODE_POOL_REPLACED_BY = ("clusterId", "size")
 
 
+class ProviderError(Exception):
+    """A failure the provider reports for an invoke (the engine turns it into a gRPC error)."""
+
+
 def replacing_changes(old: dict, new: dict, rules: tuple[str, ...]) -> list[str]:
     """The inputs in `rules` (dotted for nested ones) that differ between two registrations."""
 
@@ -88,6 +92,8 @@ class FakeDigitalOcean:
         self.clusters: dict[str, dict] = {}
         # DOKS names whose cluster a test replaced out of band (a new id under the same name).
         self.generations: dict[str, int] = {}
+        # What the API answers every lookup with instead, when a test sets it (e.g. a 401).
+        self.api_error: Optional[str] = None
 
     def add_existing(self, name: str, region: str, version: str, *, ha: bool = False, cluster_subnet: str = OVERLAY_SUBNETS[0], service_subnet: str = OVERLAY_SUBNETS[1], system_pool_size: str = "s-2vcpu-4gb") -> DoksRecord:
         """A cluster that exists before the run (made by an earlier `pulumi up`, or by hand)."""
@@ -118,10 +124,12 @@ class FakeDigitalOcean:
         }
 
     def get_kubernetes_cluster(self, args: dict) -> dict:
+        if self.api_error:
+            raise ProviderError(f"Error listing Kubernetes clusters: {self.api_error}")
         record = self.accounts_clusters.get(args["name"])
         if record is None:
             # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
-            raise LookupError(f"Unable to find cluster with name: {args['name']}")
+            raise ProviderError(f"Unable to find cluster with name: {args['name']}")
         pools = [{**record.system_pool, "tags": [DEFAULT_POOL_TAG]}, *record.pools.values()]
         return {
             "id": record.id,
