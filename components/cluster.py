@@ -82,12 +82,14 @@ class DoksCluster(pulumi.ComponentResource):
     version: pulumi.Output[str]
     ca_certificate: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    workers: digitalocean.KubernetesNodePool
     provider: kubernetes.Provider
 
     def __init__(self, name: str, args: DoksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:DoksCluster", name, None, opts)
         spec = args.spec
         self.region = spec.region
+        # Without both ranges DOKS builds a legacy overlay cluster, without the Gateway API CRDs.
         if not (spec.cluster_subnet and spec.service_subnet):
             raise ValueError(f"cluster {name}: VPC-native networking needs both subnets, got {spec.cluster_subnet!r} and {spec.service_subnet!r}")
         cluster = digitalocean.KubernetesCluster(

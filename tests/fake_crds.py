@@ -45,7 +45,7 @@ LINKERD_OWN_CRDS = (
     "externalworkloads.workload.linkerd.io",
 )
 LINKERD_GATEWAY_CRDS = {
-    "enableHttpRoutes": {"httproutes": ("v1", "v1beta1", "v1alpha2"), "grpcroutes": ("v1", "v1alpha2")},
+    "enableHttpRoutes": {"httproutes": ("v1", "v1beta1"), "grpcroutes": ("v1", "v1alpha2")},
     "enableTlsRoutes": {"tlsroutes": ("v1alpha2",)},
     "enableTcpRoutes": {"tcproutes": ("v1alpha2",)},
 }

@@ -122,3 +122,13 @@ def test_both_seed_stacks_fit_in_one_account():
     run_main(west_east, stack="west-east", config=TOKEN)
     run_main(dev, stack="dev", config=TOKEN)
     assert len(west_east.digitalocean.accounts_clusters) == 4
+
+
+def test_a_running_cluster_behind_the_pinned_minor_is_reported(caplog):
+    fakes = FakeCloud()
+    existing(fakes, "west", version="1.34.9-do.0")
+    with caplog.at_level("WARNING"):
+        result = run_main(fakes, config={**TOKEN, f"{PROJECT}:kubernetesVersion": "1.35"})
+    assert versions_of(result) == {"west-east-west": "1.34.9-do.0", "west-east-east": "1.35.6-do.1"}
+    assert "cluster west runs Kubernetes 1.34.9-do.0 but kubernetesVersion is '1.35'" in caplog.text
+    assert "doctl kubernetes cluster upgrade" in caplog.text and "cluster east runs" not in caplog.text
