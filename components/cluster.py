@@ -24,8 +24,9 @@ def system_pool_name(cluster: str) -> str:
 
 def worker_pool_name(cluster: str, size: str) -> str:
     """The size is part of the name: a new size is a new pool, created (beside the old one, under
-    its own name) before the old one is deleted, so the cluster never loses its workers."""
-    return f"{cluster}-workers-{size}"
+    its own name) before the old one is deleted, so the cluster never loses its workers. Node
+    names derive from it, so a slug's '_' (so1_5-...) becomes '-'."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{cluster}-workers-{size}")
 
 
 def doks_name(stack: str, cluster: str) -> str:

@@ -3,7 +3,10 @@
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, and refuses a
 kubeconfig whose CA is not that cluster's. Helm releases come back with the status the provider
-reports; a ServicePatch fails, as server-side apply does, when its Service does not exist.
+reports; a ServicePatch fails, as server-side apply does, when its Service does not exist. A
+fresh cluster holds the Gateway API CRDs DOKS installs, a release creates the CRDs its chart
+renders or fails as Helm does over objects it does not own, and the control plane fails without
+the CRDs Linkerd needs (tests/fake_crds.py).
 
 What the cluster itself produces is served to the program's live reads by a fake API server
 (`serve`): the gateway Service with its load balancer address and the remote-access token

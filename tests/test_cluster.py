@@ -188,3 +188,9 @@ def test_control_plane_fails_where_doks_provides_no_gateway_api_crds():
     fakes.digitalocean.versions = ["1.32.9-do.0"]
     with pytest.raises(Exception, match=r"cannot watch httproutes.gateway.networking.k8s.io, grpcroutes.gateway.networking.k8s.io at v1"):
         run(fakes, program, stack="prod")
+
+
+def test_worker_pool_names_stay_usable_as_node_names():
+    from components.cluster import worker_pool_name
+
+    assert worker_pool_name("west", "so1_5-2vcpu-16gb") == "west-workers-so1-5-2vcpu-16gb"
