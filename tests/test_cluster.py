@@ -9,7 +9,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.cluster import DoksCluster, DoksClusterArgs
+from components.cluster import DoksCluster, DoksClusterArgs, worker_pool_name
 from components.cluster_plan import choose_version
 from components.config import ClusterSpec
 from components.linkerd import Linkerd, LinkerdArgs
@@ -191,6 +191,4 @@ def test_control_plane_fails_where_doks_provides_no_gateway_api_crds():
 
 
 def test_worker_pool_names_stay_usable_as_node_names():
-    from components.cluster import worker_pool_name
-
     assert worker_pool_name("west", "so1_5-2vcpu-16gb") == "west-workers-so1-5-2vcpu-16gb"
