@@ -32,10 +32,12 @@ EXPORT_MODES = ("gateway", "remote-discovery")
 # Linkerd's high-availability values need one control-plane replica per node; the replicas run on
 # the worker pool, so it is the worker count that must reach this.
 HA_MIN_NODES = 3
-# Every node gets a /24 of the pod subnet (Kubernetes' default node CIDR mask), and surge upgrades
-# run the new nodes next to the old ones: the pod subnet must hold twice the cluster's nodes.
+# Every node may take a /24 of the pod subnet (kube-controller-manager's default --node-cidr-mask-size;
+# the stricter assumption where DOKS does not document its own), and surge upgrades run the new nodes
+# next to the old ones: the pod subnet must hold twice the cluster's nodes.
 NODE_POD_PREFIX = 24
-# kube-apiserver refuses a service range with more than 20 host bits (pkg/controlplane, ServiceIPRange).
+# kube-apiserver refuses a service range with more than 20 host bits (kubernetes
+# cmd/kube-apiserver/app/options/validation.go: "the mask must be >= 12").
 MAX_SERVICE_HOST_BITS = 20
 # Pod and service subnets must be private (RFC 1918), and must not be DOKS' own defaults: a cluster
 # created with 10.244.0.0/16 and 10.245.0.0/16 is a legacy overlay cluster, not VPC-native
