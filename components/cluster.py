@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_kubernetes as kubernetes
 import yaml
 
-from components.config import ClusterSpec
+from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec
 
 # Patch upgrades run in a quiet hour (UTC); surge upgrades replace nodes without losing capacity.
 MAINTENANCE_DAY = "sunday"
 MAINTENANCE_START = "04:00"
 
 
-def resolve_kubernetes_version(prefix: str) -> str:
-    """The newest DOKS version matching `prefix`; a clear error (before any resource) if none."""
-    versions = digitalocean.get_kubernetes_versions(version_prefix=prefix)
-    if not versions.latest_version:
-        raise pulumi.RunError(
-            f"no DOKS Kubernetes version matches kubernetesVersion {prefix!r}; "
-            "see `doctl kubernetes options versions` for the versions DigitalOcean offers"
-        )
-    return versions.latest_version
+def system_pool_name(cluster: str) -> str:
+    return f"{cluster}-system"
+
+
+def worker_pool_name(cluster: str, size: str) -> str:
+    """The size is part of the name: a new size is a new pool, created (beside the old one, under
+    its own name) before the old one is deleted, so the cluster never loses its workers. Node
+    names derive from it, so a slug's '_' (so1_5-...) becomes '-'."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{cluster}-workers-{size}")
 
 
 def doks_name(stack: str, cluster: str) -> str:
@@ -52,9 +53,9 @@ def _kubeconfig_yaml(name: str, endpoint: str, ca_certificate_b64: str, token: s
     )
 
 
-def _warn_if_not_on(name: str, live_version: str, prefix: str, cluster: pulumi.Resource) -> None:
+def _warn_if_not_on(name: str, live_version: str, prefix: Optional[str], cluster: pulumi.Resource) -> None:
     """Version changes are ignored (auto-upgrade owns patches), so say when a minor upgrade waits."""
-    if live_version and not live_version.startswith(f"{prefix}."):
+    if prefix and live_version and not live_version.startswith(f"{prefix}."):
         pulumi.log.warn(
             f"cluster {name} runs Kubernetes {live_version} but kubernetesVersion is {prefix!r}: DOKS upgrades "
             f"minor versions only when asked (`doctl kubernetes cluster upgrade <id> --version <{prefix}.x-do.y>`); "
@@ -66,10 +67,11 @@ def _warn_if_not_on(name: str, live_version: str, prefix: str, cluster: pulumi.R
 @dataclass(frozen=True)
 class DoksClusterArgs:
     spec: ClusterSpec
-    # An exact DOKS version slug, from resolve_kubernetes_version, for a new cluster.
+    # An exact DOKS version slug: an offered one for a new cluster, the running one for an
+    # existing cluster (components/cluster_plan.py); Pulumi ignores later changes to it.
     version: str
-    # The configured prefix ("1.33"), which an existing cluster is checked against.
-    version_prefix: str
+    # The configured prefix ("1.35"), which an existing cluster is checked against; None: none set.
+    version_prefix: Optional[str]
     digitalocean_token: pulumi.Input[str]
 
 
@@ -81,29 +83,55 @@ class DoksCluster(pulumi.ComponentResource):
     version: pulumi.Output[str]
     ca_certificate: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    workers: digitalocean.KubernetesNodePool
     provider: kubernetes.Provider
 
     def __init__(self, name: str, args: DoksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:DoksCluster", name, None, opts)
         spec = args.spec
         self.region = spec.region
+        # Without both ranges DOKS builds a legacy overlay cluster, without the Gateway API CRDs.
+        if not (spec.cluster_subnet and spec.service_subnet):
+            raise ValueError(f"cluster {name}: VPC-native networking needs both subnets, got {spec.cluster_subnet!r} and {spec.service_subnet!r}")
         cluster = digitalocean.KubernetesCluster(
             f"doks-{name}",
             name=doks_name(pulumi.get_stack(), name),
             region=spec.region,
             version=args.version,
+            # Both ranges given make the cluster VPC-native (doctl commands/kubernetes.go): pods get
+            # VPC-routable addresses, and DOKS (>= 1.33) installs and owns the Gateway API CRDs.
+            cluster_subnet=spec.cluster_subnet,
+            service_subnet=spec.service_subnet,
+            # Explicit: from 1.36 on DOKS turns the (billed) HA control plane on when `ha` is unset.
+            ha=spec.control_plane_ha,
             auto_upgrade=True,
             surge_upgrade=True,
             maintenance_policy=digitalocean.KubernetesClusterMaintenancePolicyArgs(day=MAINTENANCE_DAY, start_time=MAINTENANCE_START),
+            # The built-in pool never changes: a new size here would replace the whole cluster
+            # (terraform-provider-digitalocean#424). The workers are the separate pool below.
             node_pool=digitalocean.KubernetesClusterNodePoolArgs(
-                name=f"{name}-default",
-                size=spec.node_size,
-                node_count=spec.node_count,
+                name=system_pool_name(name),
+                size=SYSTEM_POOL_SIZE,
+                node_count=SYSTEM_POOL_NODES,
             ),
+            # Load balancers and volumes that Kubernetes made (the gateway's) go with the cluster,
+            # instead of outliving a destroy that removed the cluster before DigitalOcean removed them.
+            destroy_all_associated_resources=True,
             tags=["linkerd-mesh", f"mesh-cluster-{name}"],
             # Auto-upgrade owns the patch version from here on; a Pulumi-side "downgrade" back
             # to the configured slug would replace the cluster.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version"]),
+        )
+        # A size change replaces this pool (create before delete, under the new name); a count
+        # change updates it in place.
+        self.workers = digitalocean.KubernetesNodePool(
+            f"workers-{name}",
+            cluster_id=cluster.id,
+            name=worker_pool_name(name, spec.node_size),
+            size=spec.node_size,
+            node_count=spec.node_count,
+            tags=["linkerd-mesh", f"mesh-cluster-{name}", "mesh-workers"],
+            opts=pulumi.ResourceOptions(parent=self),
         )
         cluster.version.apply(lambda live: _warn_if_not_on(name, live, args.version_prefix, cluster))
         self.cluster_id = cluster.id
@@ -115,10 +143,11 @@ class DoksCluster(pulumi.ComponentResource):
         self.provider = kubernetes.Provider(
             f"kubernetes-{name}",
             kubeconfig=self.kubeconfig,
-            # A fixed identity: a new token or endpoint updates the provider in place instead of
-            # replacing it, and with it every Kubernetes resource it manages.
-            cluster_identifier=f"doks-{name}",
-            opts=pulumi.ResourceOptions(parent=self),
+            # The cluster's id: a new token or endpoint (or an auto-upgrade) updates the provider in
+            # place, while a replaced cluster, whose objects are all gone, gets them all again.
+            cluster_identifier=cluster.id,
+            # Workloads need the worker pool: the built-in pool is one small node.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.workers]),
         )
         self.register_outputs(
             {

@@ -24,9 +24,30 @@ DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Linkerd's open-source charts are published per edge release: chart 20YY.M.N for edge-YY.M.N.
 CHART_VERSION = re.compile(r"^20\d\d\.(1[0-2]|[1-9])\.[1-9]\d*$")
 KUBERNETES_VERSION_PREFIX = re.compile(r"^1\.\d+(\.\d+)?$")
+# DOKS installs and owns the Gateway API CRDs Linkerd needs (httproutes, grpcroutes at v1) on
+# VPC-native clusters from 1.33 on (docs.digitalocean.com products/kubernetes/how-to/use-gateway-api,
+# "Preserve Third-Party Gateway CRDs"); the program relies on that instead of installing them.
+MIN_KUBERNETES_MINOR = 33
 EXPORT_MODES = ("gateway", "remote-discovery")
-# Linkerd's high-availability values need one control-plane replica per node.
+# Linkerd's high-availability values need one control-plane replica per node; the replicas run on
+# the worker pool, so it is the worker count that must reach this.
 HA_MIN_NODES = 3
+# Every node may take a /24 of the pod subnet (kube-controller-manager's default --node-cidr-mask-size;
+# the stricter assumption where DOKS does not document its own), and surge upgrades run the new nodes
+# next to the old ones: the pod subnet must hold twice the cluster's nodes.
+NODE_POD_PREFIX = 24
+# kube-apiserver refuses a service range with more than 20 host bits (kubernetes
+# cmd/kube-apiserver/app/options/validation.go: "the mask must be >= 12").
+MAX_SERVICE_HOST_BITS = 20
+# Pod and service subnets must be private (RFC 1918), and must not be DOKS' own defaults: a cluster
+# created with 10.244.0.0/16 and 10.245.0.0/16 is a legacy overlay cluster, not VPC-native
+# (doctl commands/kubernetes.go, --cluster-subnet / --service-subnet).
+PRIVATE_RANGES = tuple(ipaddress.ip_network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+DOKS_DEFAULT_SUBNETS = tuple(ipaddress.ip_network(cidr) for cidr in ("10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/24"))
+# The built-in node pool of every cluster: fixed, so that it never changes (changing its size would
+# replace the whole cluster). The workers are a separate pool.
+SYSTEM_POOL_SIZE = "s-2vcpu-4gb"
+SYSTEM_POOL_NODES = 1
 # `linkerd check` warns once a certificate has fewer than 60 days left.
 LINKERD_CHECK_WARNING_HOURS = 60 * 24
 
@@ -42,8 +63,15 @@ TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith((
 class ClusterSpec:
     name: str
     region: str
+    # The worker pool; the built-in pool is SYSTEM_POOL_NODES x SYSTEM_POOL_SIZE.
     node_size: str
     node_count: int
+    # VPC-native networking: pod and service ranges, fixed when the cluster is created. The
+    # config always sets them; a component test's lone cluster gets tests/program.py's.
+    cluster_subnet: Optional[str] = None
+    service_subnet: Optional[str] = None
+    # DOKS' high-availability control plane (billed; cannot be turned off once on).
+    control_plane_ha: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +114,8 @@ class IdentitySpec:
 @dataclass(frozen=True)
 class MeshConfig:
     clusters: Mapping[str, ClusterSpec]
-    kubernetes_version: str
+    # A minor ("1.35") or patch prefix for new clusters; None: the newest minor DOKS offers.
+    kubernetes_version: Optional[str]
     links: tuple[LinkSpec, ...]
     exports: tuple[ExportSpec, ...]
     linkerd: LinkerdSpec = field(default_factory=LinkerdSpec)
@@ -192,13 +221,65 @@ def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
         name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
         if name_problem:
             problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
-        entry = _expect_mapping(settings, path, problems, ("region", "nodeSize", "nodeCount"))
+        entry = _expect_mapping(settings, path, problems, ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"))
         region = _read(entry, "region", path, problems, _region, required=True)
         size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
         count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
+        pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
+        services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
+        ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
         if not name_problem:
-            clusters[name] = ClusterSpec(name=name, region=region, node_size=size, node_count=count)
+            clusters[name] = ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha)
+    _check_subnets_apart(clusters, problems)
     return clusters
+
+
+def _private_subnet(value: Any) -> tuple[Optional[ipaddress.IPv4Network], Optional[str]]:
+    try:
+        network = ipaddress.IPv4Network(value)
+    except (TypeError, ValueError):
+        return None, f"{value!r} is not an IPv4 CIDR range like 172.20.0.0/16 (with its host bits zero)"
+    if not any(network.subnet_of(private) for private in PRIVATE_RANGES):
+        return None, f"{value} is not a private (RFC 1918) range: use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+    reserved = [str(r) for r in DOKS_DEFAULT_SUBNETS if network.overlaps(r)]
+    if reserved:
+        return None, f"{value} overlaps DOKS' own default {', '.join(reserved)}; a cluster on those ranges is not VPC-native"
+    return network, None
+
+
+def _pod_subnet(value: Any, workers: int) -> Optional[str]:
+    network, problem = _private_subnet(value)
+    if problem:
+        return problem
+    nodes = workers + SYSTEM_POOL_NODES
+    blocks = 2 ** max(NODE_POD_PREFIX - network.prefixlen, 0)
+    if blocks < 2 * nodes:
+        return f"{value} holds {blocks} node ranges (/{NODE_POD_PREFIX} each); {nodes} nodes need {2 * nodes} for surge upgrades: use a larger range"
+    return None
+
+
+def _service_subnet(value: Any) -> Optional[str]:
+    network, problem = _private_subnet(value)
+    if problem:
+        return problem
+    if 32 - network.prefixlen > MAX_SERVICE_HOST_BITS:
+        return f"{value} is larger than Kubernetes allows for services (/{32 - MAX_SERVICE_HOST_BITS} at most)"
+    return None
+
+
+def _check_subnets_apart(clusters: Mapping[str, ClusterSpec], problems: _Problems) -> None:
+    """DOKS refuses VPC-native ranges that overlap within an account (doctl commands/kubernetes.go);
+    within the stack it is caught here, with both keys named."""
+    ranges = [
+        (f"clusters.{name}.{key}", ipaddress.IPv4Network(cidr))
+        for name, spec in clusters.items()
+        for key, cidr in (("clusterSubnet", spec.cluster_subnet), ("serviceSubnet", spec.service_subnet))
+        if cidr is not None
+    ]
+    for index, (path, network) in enumerate(ranges):
+        for other_path, other in ranges[:index]:
+            if network.overlaps(other):
+                problems.add(path, f"{network} overlaps {other_path} ({other}); every cluster's pod and service ranges must be apart")
 
 
 def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
@@ -228,7 +309,24 @@ def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Probl
     return tuple(links)
 
 
-def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], problems: _Problems) -> tuple[ExportSpec, ...]:
+def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec]) -> Optional[str]:
+    """remote-discovery sends traffic pod to pod, so every linking cluster must route the target's
+    pod IPs: DOKS puts a region's clusters in its default VPC, and clusters of different regions in
+    different VPCs. (All clusters here are VPC-native with ranges kept apart.)"""
+    target = clusters.get(cluster)
+    if target is None:
+        return None
+    elsewhere = [f"{link.source} ({clusters[link.source].region})" for link in links if link.target == cluster and link.source in clusters and clusters[link.source].region != target.region]
+    if not elsewhere:
+        return None
+    return (
+        f"remote-discovery sends traffic straight to the pods of {cluster} ({target.region}), but {', '.join(elsewhere)} "
+        "cannot route to them: DOKS clusters in different regions sit in different VPCs. Use mode gateway "
+        "(through the gateway, over mTLS), or link only clusters of the same region for remote-discovery"
+    )
+
+
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
     if not isinstance(raw, list):
         problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
         return ()
@@ -247,6 +345,11 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], problems: _Problems) -
             continue
         if None in (namespace, service, mode):
             continue
+        if mode == "remote-discovery":
+            unroutable = _remote_discovery_problem(cluster, links, clusters)
+            if unroutable:
+                problems.add(f"{path}.mode", unroutable)
+                continue
         export = ExportSpec(cluster=cluster, namespace=namespace, service=service, mode=mode)
         if export in exports:
             problems.add(path, f"duplicate export {namespace}/{service} of {cluster}")
@@ -280,7 +383,7 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
     if ha:
         for name, cluster in clusters.items():
             if cluster.node_count < HA_MIN_NODES:
-                problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} nodes (one control-plane replica per node), got {cluster.node_count}")
+                problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} worker nodes (one control-plane replica per node), got {cluster.node_count}")
     return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
 
 
@@ -330,15 +433,17 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
 
     def version_prefix(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not KUBERNETES_VERSION_PREFIX.match(value):
-            return f"must be a Kubernetes version prefix like \"1.33\" (a string), got {value!r}"
-        # Linkerd 2.20's charts need Kubernetes 1.31 or newer.
-        if int(value.split(".")[1]) < 31:
-            return f"Linkerd needs Kubernetes 1.31 or newer, got {value!r}"
+            return f"must be a Kubernetes version prefix like \"1.35\" (a string), got {value!r}; leave it out for the newest DOKS offers"
+        if int(value.split(".")[1]) < MIN_KUBERNETES_MINOR:
+            return (
+                f"must be 1.{MIN_KUBERNETES_MINOR} or newer, got {value!r}: only from 1.{MIN_KUBERNETES_MINOR} on does DOKS install the "
+                "Gateway API CRDs (httproutes, grpcroutes) that Linkerd needs, and the program does not install them itself"
+            )
         return None
 
-    kubernetes_version = _read(values, "kubernetesVersion", "", problems, version_prefix, "1.33")
+    kubernetes_version = _read(values, "kubernetesVersion", "", problems, version_prefix, None)
     links = _parse_links(values.get("links", []), clusters, problems)
-    exports = _parse_exports(values.get("exports", []), links, problems)
+    exports = _parse_exports(values.get("exports", []), links, clusters, problems)
     linkerd = _parse_linkerd(values.get("linkerd", {}), clusters, problems)
     identity = _parse_identity(values.get("identity", {}), problems)
     demo = _read(values, "demo", "", problems, _boolean, False)

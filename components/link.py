@@ -26,6 +26,12 @@ def credentials_secret_name(target: str) -> str:
     return f"cluster-credentials-{target}"
 
 
+def remote_discovery_annotations() -> dict[str, str]:
+    """The destination controller loads a remote-discovery credentials Secret only with both
+    (controller/api/destination/watcher/cluster_store.go); the target's defaults."""
+    return {"multicluster.linkerd.io/cluster-domain": "cluster.local", "multicluster.linkerd.io/trust-domain": "cluster.local"}
+
+
 @dataclass(frozen=True)
 class LinkArgs:
     source_provider: kubernetes.Provider
@@ -67,14 +73,14 @@ class ClusterLink(pulumi.ComponentResource):
         secrets = [
             kubernetes.core.v1.Secret(
                 f"{name}-credentials-{namespace}",
-                metadata=kubernetes.meta.v1.ObjectMetaArgs(name=credentials_secret_name(target), namespace=namespace, labels=labels),
+                metadata=kubernetes.meta.v1.ObjectMetaArgs(name=credentials_secret_name(target), namespace=namespace, labels=labels, annotations=annotations),
                 type=CREDENTIALS_SECRET_TYPE,
                 data=data,
                 opts=in_source,
             )
             # The copy in the control plane's namespace, labelled with the cluster's name, is
             # what the destination controller reads for remote-discovery exports.
-            for namespace, labels in ((MULTICLUSTER_NAMESPACE, None), (LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: target}))
+            for namespace, labels, annotations in ((MULTICLUSTER_NAMESPACE, None, None), (LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: target}, remote_discovery_annotations()))
         ]
         self.link = kubernetes.apiextensions.CustomResource(
             f"link-{name}",

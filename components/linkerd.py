@@ -1,5 +1,5 @@
-"""Linkerd on one cluster: the CRDs (with Gateway API), the control plane with the mesh's
-identity, and the viz extension, in the order Linkerd needs."""
+"""Linkerd on one cluster: its CRDs, the control plane with the mesh's identity, and the viz
+extension, in the order Linkerd needs."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ VIZ_HA_VALUES = {
     "dashboard": {"resources": HA_RESOURCES},
     "prometheus": {"resources": {"cpu": {"limit": "", "request": "300m"}, "memory": {"limit": "8192Mi", "request": "300Mi"}}},
 }
+
+# Linkerd needs the Gateway API CRDs httproutes and grpcroutes at v1, from any source. DOKS installs
+# and owns them (and gateways, gatewayclasses, tlsroutes, referencegrants) on every cluster this
+# program makes: VPC-native, Kubernetes >= 1.33 (docs.digitalocean.com, products/kubernetes/how-to/
+# use-gateway-api, "Preserve Third-Party Gateway CRDs"). Helm cannot adopt objects another owner
+# made, so the chart must render none of them: each key of charts/linkerd-crds/values.yaml that
+# would, set explicitly, in case a chart version flips a default.
+CRDS_VALUES = {"installGatewayAPI": False, "enableHttpRoutes": False, "enableTlsRoutes": False, "enableTcpRoutes": False}
 
 # Sized for a fresh DOKS cluster pulling images; HA waits for three replicas of everything.
 CRDS_TIMEOUT_SECONDS = 300
@@ -90,8 +98,7 @@ class Linkerd(pulumi.ComponentResource):
             f"linkerd-crds-{name}",
             chart="linkerd-crds",
             namespace=LINKERD_NAMESPACE,
-            # `linkerd check` fails without the Gateway API CRDs, which DOKS does not ship.
-            values={"installGatewayAPI": True},
+            values=CRDS_VALUES,
             timeout_seconds=CRDS_TIMEOUT_SECONDS,
             **common,
         )

@@ -9,15 +9,32 @@ from __future__ import annotations
 import base64
 
 import dill
+import grpc
 import pulumi
 from pulumi.runtime import mocks
 
-from tests.fake_digitalocean import FakeDigitalOcean
+from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import unwrap
 
 DO_TOKEN = "dop_v1_fake_account_token_for_tests"
+
+
+class InvokeFailed(grpc.RpcError):
+    """How the engine answers an invoke whose provider failed: a gRPC error whose details carry the
+    provider's message (pulumi pkg/resource/deploy/source_eval.go, Invoke: "invocation of <tok>
+    returned an error"); the SDK raises it to the program as a plain Exception."""
+
+    def __init__(self, token: str, message: str):
+        super().__init__(message)
+        self.message = f"invocation of {token} returned an error: {message}"
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self.message
 
 
 class FakeCloud(mocks.Mocks):
@@ -35,6 +52,11 @@ class FakeCloud(mocks.Mocks):
         self.invokes.append((args.token, args.args))
         if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
             return self.digitalocean.get_kubernetes_versions(args.args)
+        if args.token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster":
+            try:
+                return self.digitalocean.get_kubernetes_cluster(args.args)
+            except ProviderError as error:
+                raise InvokeFailed(args.token, str(error)) from None
         raise NotImplementedError(f"no fake for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs):
@@ -49,6 +71,8 @@ class FakeCloud(mocks.Mocks):
             return f"{args.name}-id", self.kubernetes.register_provider(args.name, inputs)
         if type_ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
             return self.digitalocean.kubernetes_cluster(inputs)
+        if type_ == "digitalocean:index/kubernetesNodePool:KubernetesNodePool":
+            return self.digitalocean.kubernetes_node_pool(inputs)
         if type_.startswith("tls:"):
             return f"{args.name}-id", self.tls.create(type_, args.name, inputs)
         if type_.startswith("kubernetes:"):

@@ -3,7 +3,10 @@
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, and refuses a
 kubeconfig whose CA is not that cluster's. Helm releases come back with the status the provider
-reports; a ServicePatch fails, as server-side apply does, when its Service does not exist.
+reports; a ServicePatch fails, as server-side apply does, when its Service does not exist. A
+fresh cluster holds the Gateway API CRDs DOKS installs, a release creates the CRDs its chart
+renders or fails as Helm does over objects it does not own, and the control plane fails without
+the CRDs Linkerd needs (tests/fake_crds.py).
 
 What the cluster itself produces is served to the program's live reads by a fake API server
 (`serve`): the gateway Service with its load balancer address and the remote-access token
@@ -23,6 +26,7 @@ import pulumi
 import yaml
 
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, mirror_name
+from tests import fake_crds
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import unwrap
@@ -79,6 +83,10 @@ class FakeKubernetes:
                 gateway_ip=f"203.0.113.{zlib.crc32(known['name'].encode()) % 250 + 1}",
                 remote_access_token=f"eyJhbGciOiJSUzI1NiJ9.remote-access.{known['id']}",
             )
+            # A fresh DOKS cluster already holds what DOKS installs (the Gateway API CRDs).
+            record = known["record"]
+            for crd, obj in fake_crds.doks_gateway_crds(record.version, record.vpc_native).items():
+                cluster.objects[(fake_crds.CRD, "", crd)] = obj
             for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
                 cluster.objects[(kind, namespace, name)] = {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
             self.clusters[server] = cluster
@@ -103,6 +111,10 @@ class FakeKubernetes:
         if type_ == "kubernetes:helm.sh/v3:Release":
             release = inputs["name"]
             namespace = inputs.get("namespace") or "default"
+            self.install_crds(cluster, release, namespace, inputs["chart"], unwrap(inputs.get("values") or {}))
+            if inputs["chart"] == "linkerd-control-plane" and fake_crds.missing_for_linkerd(cluster.objects):
+                missing = ", ".join(fake_crds.missing_for_linkerd(cluster.objects))
+                raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: timed out waiting for the condition (linkerd-destination: the policy controller cannot watch {missing} at v1)")
             cluster.objects[("Release", namespace, release)] = inputs
             status = {
                 "name": release,
@@ -124,6 +136,19 @@ class FakeKubernetes:
         metadata.update(uid=f"uid-{cluster.name}-{kind}-{object_name}", resourceVersion="1")
         cluster.objects[(kind, namespace, object_name)] = {**inputs, "metadata": metadata}
         return (f"{namespace}/{object_name}" if namespace else object_name), {**inputs, "metadata": metadata}
+
+    @staticmethod
+    def install_crds(cluster: FakeCluster, release: str, namespace: str, chart: str, values: dict) -> None:
+        """The CRDs the chart renders, created with the release's ownership, or Helm's refusal
+        when one exists without it (nothing is created then: the release is atomic)."""
+        rendered = fake_crds.rendered_crds(chart, values)
+        for name in rendered:
+            existing = cluster.objects.get((fake_crds.CRD, "", name))
+            conflict = existing and fake_crds.ownership_conflict(existing, release, namespace)
+            if conflict:
+                raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: {conflict}")
+        for name, versions in rendered.items():
+            cluster.objects[(fake_crds.CRD, "", name)] = {"metadata": {"name": name, **fake_crds.helm_ownership(release, namespace)}, "versions": list(versions)}
 
     @contextmanager
     def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
@@ -148,6 +173,22 @@ class FakeKubernetes:
                 api.put_service(namespace, name, cluster_ip=mirror["clusterIP"], ports=(("http", 80),))
                 api.put_endpoints(namespace, name, mirror["endpoints"], port=4143)
             yield api
+
+    @staticmethod
+    def remote_discovery_clusters(cluster: FakeCluster) -> dict[str, str]:
+        """What the destination controller makes of each remote-discovery credentials Secret (in
+        `linkerd`, labelled with a cluster name): "loaded", or why it rejected it
+        (controller/api/destination/watcher/cluster_store.go: both annotations are required)."""
+        loaded = {}
+        for (kind, namespace, _), secret in cluster.objects.items():
+            metadata = unwrap(secret.get("metadata") or {})
+            target = (metadata.get("labels") or {}).get("multicluster.linkerd.io/cluster-name")
+            if kind != "Secret" or namespace != "linkerd" or not target:
+                continue
+            annotations = metadata.get("annotations") or {}
+            missing = [key for key in ("multicluster.linkerd.io/cluster-domain", "multicluster.linkerd.io/trust-domain") if key not in annotations]
+            loaded[target] = f'missing "{missing[0]}" annotation' if missing else "loaded"
+        return loaded
 
     def mirrors_in(self, source: FakeCluster) -> dict[tuple[str, str], dict]:
         """What Linkerd's service-mirror controller would have created in `source`.

@@ -4,20 +4,28 @@ queries over what the program registered."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import ClusterSpec
 from tests.fake_cloud import DO_TOKEN
+from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.harness import PROJECT
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+# A lone cluster's VPC-native ranges, unless its spec has its own.
+LONE_CLUSTER_SUBNET = "172.20.0.0/16"
+LONE_SERVICE_SUBNET = "172.30.0.0/20"
+
+
 def lone_cluster(spec: ClusterSpec, token: str = DO_TOKEN) -> DoksCluster:
-    """A DOKS cluster (and its provider) for a component test, on the fakes' default version."""
-    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33", digitalocean_token=pulumi.Output.secret(token)))
+    """A DOKS cluster (and its provider) for a component test, on the newest version the fake offers."""
+    spec = replace(spec, cluster_subnet=spec.cluster_subnet or LONE_CLUSTER_SUBNET, service_subnet=spec.service_subnet or LONE_SERVICE_SUBNET)
+    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version=DOKS_VERSIONS[0], version_prefix=None, digitalocean_token=pulumi.Output.secret(token)))
 
 
 def provider_cluster(registration) -> str:
@@ -36,7 +44,17 @@ def full_mesh_config(count: int) -> dict[str, str]:
     """Stack config for `count` clusters in which every cluster links to every other (no demo,
     no exports): the largest topology the tests and `make bench` evaluate."""
     regions = ["nyc1", "nyc3", "sfo2", "sfo3", "ams3", "sgp1", "lon1", "fra1", "tor1", "blr1", "syd1"]
-    clusters = {f"region-{i:02d}": {"region": regions[i % len(regions)], "nodeSize": "s-4vcpu-8gb", "nodeCount": 3} for i in range(count)}
+    # Pod and service ranges that overlap no other cluster's (and none of DOKS' defaults).
+    clusters = {
+        f"region-{i:02d}": {
+            "region": regions[i % len(regions)],
+            "nodeSize": "s-4vcpu-8gb",
+            "nodeCount": 3,
+            "clusterSubnet": f"172.{16 + i // 4}.{i % 4 * 64}.0/18",
+            "serviceSubnet": f"192.168.{i}.0/24",
+        }
+        for i in range(count)
+    }
     links = [{"from": a, "to": b} for a in clusters for b in clusters if a != b]
     return {
         "digitalocean:token": DO_TOKEN,

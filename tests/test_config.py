@@ -3,6 +3,7 @@ names the key, before any resource (or invoke) is made."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pulumi
@@ -34,9 +35,20 @@ def failure(monkeypatch, config: dict[str, str]) -> str:
     return str(raised.value)
 
 
-def cluster(**settings):
-    return {"region": "sfo3", "nodeSize": "s-8vcpu-16gb", "nodeCount": 3, **settings}
+_ranges = itertools.count(1)
 
+
+def cluster(**settings):
+    """A valid cluster entry; each call gets VPC-native ranges of its own."""
+    n = next(_ranges)
+    return {"region": "sfo3", "nodeSize": "s-8vcpu-16gb", "nodeCount": 3, "clusterSubnet": f"10.{n}.0.0/16", "serviceSubnet": f"192.168.{n}.0/24", **settings}
+
+
+def without(entry: dict, key: str) -> dict:
+    return {k: v for k, v in entry.items() if k != key}
+
+
+SOLO = {"region": "ams3", "clusterSubnet": "172.20.0.0/16", "serviceSubnet": "172.30.0.0/20"}
 
 CASES = {
     "unknown region": (dict(clusters={"west": cluster(region="mars1"), "east": cluster()}), "linkerd-mesh:clusters.west.region", "'mars1' is not a DigitalOcean region with Kubernetes"),
@@ -70,14 +82,30 @@ CASES = {
     "export with unknown mode": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "mirror"}]), "exports[0].mode", "gateway, remote-discovery"),
     "typo in an export": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "svc": "web-svc"}]), "exports[0].svc", "unknown key"),
     "duplicate export": (dict(exports=[{"cluster": "east", "namespace": "emojivoto", "service": "web-svc"}] * 2), "exports[1]", "duplicate export"),
-    "HA under three nodes": (dict(clusters={"west": cluster(nodeCount=2), "east": cluster()}, linkerd={"highAvailability": True}), "clusters.west.nodeCount", "high availability needs at least 3 nodes"),
+    "HA under three nodes": (dict(clusters={"west": cluster(nodeCount=2), "east": cluster()}, linkerd={"highAvailability": True}), "clusters.west.nodeCount", "high availability needs at least 3 worker nodes"),
+    "missing pod subnet": (dict(clusters={"west": without(cluster(), "clusterSubnet"), "east": cluster()}), "clusters.west.clusterSubnet", "is required"),
+    "missing service subnet": (dict(clusters={"west": cluster(), "east": without(cluster(), "serviceSubnet")}), "clusters.east.serviceSubnet", "is required"),
+    "public pod subnet": (dict(clusters={"west": cluster(clusterSubnet="8.8.0.0/16"), "east": cluster()}), "clusters.west.clusterSubnet", "not a private (RFC 1918) range"),
+    "subnet with host bits": (dict(clusters={"west": cluster(clusterSubnet="10.80.1.0/16"), "east": cluster()}), "clusters.west.clusterSubnet", "not an IPv4 CIDR range"),
+    "DOKS overlay default as pod subnet": (dict(clusters={"west": cluster(clusterSubnet="10.244.0.0/16"), "east": cluster()}), "clusters.west.clusterSubnet", "not VPC-native"),
+    "DOKS overlay default as service subnet": (dict(clusters={"west": cluster(serviceSubnet="10.245.0.0/20"), "east": cluster()}), "clusters.west.serviceSubnet", "not VPC-native"),
+    "pod subnet too small for the nodes": (dict(clusters={"west": cluster(clusterSubnet="10.90.0.0/22", nodeCount=3), "east": cluster()}), "clusters.west.clusterSubnet", "4 nodes need 8"),
+    "service subnet too large": (dict(clusters={"west": cluster(serviceSubnet="10.96.0.0/11"), "east": cluster()}), "clusters.west.serviceSubnet", "/12 at most"),
+    "overlapping clusters": (dict(clusters={"west": cluster(clusterSubnet="10.100.0.0/16"), "east": cluster(clusterSubnet="10.100.128.0/17")}), "clusters.east.clusterSubnet", "overlaps clusters.west.clusterSubnet"),
+    "pod subnet over another's services": (dict(clusters={"west": cluster(serviceSubnet="10.101.4.0/24"), "east": cluster(clusterSubnet="10.101.0.0/16")}), "clusters.east.clusterSubnet", "overlaps clusters.west.serviceSubnet"),
+    "control plane HA not a boolean": (dict(clusters={"west": cluster(controlPlaneHa="yes"), "east": cluster()}), "clusters.west.controlPlaneHa", "true or false"),
+    "remote-discovery across regions": (
+        dict(clusters={"west": cluster(region="sfo3"), "east": cluster(region="syd1")}, exports=[{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "remote-discovery"}]),
+        "exports[0].mode",
+        "west (sfo3) cannot route to them: DOKS clusters in different regions sit in different VPCs",
+    ),
     "malformed chart version": (dict(linkerd={"version": "2.20"}), "linkerd.version", "Linkerd edge chart version"),
     "chart version with a v": (dict(linkerd={"version": "v2026.6.3"}), "linkerd.version", "Linkerd edge chart version"),
     "typo in linkerd settings": (dict(linkerd={"verison": "2026.6.3"}), "linkerd.verison", "unknown key"),
     "bad gateway source range": (dict(linkerd={"gatewaySourceRanges": ["10.0.0.0/33"]}), "linkerd.gatewaySourceRanges", "not a CIDR range"),
     "HA not a boolean": (dict(linkerd={"highAvailability": "yes"}), "linkerd.highAvailability", "true or false"),
     "kubernetes version not a prefix": (dict(kubernetesVersion="latest"), "linkerd-mesh:kubernetesVersion", "version prefix"),
-    "kubernetes too old for Linkerd": (dict(kubernetesVersion="1.30"), "linkerd-mesh:kubernetesVersion", "1.31 or newer"),
+    "kubernetes without DOKS' Gateway API CRDs": (dict(kubernetesVersion="1.32"), "linkerd-mesh:kubernetesVersion", "must be 1.33 or newer, got '1.32': only from 1.33 on does DOKS install the Gateway API CRDs"),
     "unknown top-level key": (dict(link=[{"from": "west", "to": "east"}]), "linkerd-mesh:link:", "unknown key"),
     "demo not a boolean": (dict(demo="on"), "linkerd-mesh:demo", "true or false"),
     "mirror timeout zero": (dict(waitTimeoutSeconds=0), "linkerd-mesh:waitTimeoutSeconds", "positive integer"),
@@ -127,18 +155,20 @@ def test_kubernetes_version_that_doks_does_not_offer(monkeypatch):
     monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
     fakes = FakeCloud()
     with pytest.raises(pulumi.RunError) as raised:
-        run_main(fakes, config=config_with(kubernetesVersion="1.99"), replace_config=True)
-    assert "no DOKS Kubernetes version matches kubernetesVersion '1.99'" in str(raised.value)
+        run_main(fakes, config=config_with(kubernetesVersion="1.33"), replace_config=True)
+    assert "kubernetesVersion '1.33' is not offered by DOKS for new clusters" in str(raised.value)
+    assert "offered: 1.36, 1.35, 1.34" in str(raised.value)
     assert fakes.registered == []
 
 
 def test_defaults_fill_what_the_stack_leaves_out(monkeypatch):
     from components.config import parse_config
 
-    config = parse_config({"clusters": {"solo": {"region": "ams3"}}}, PROJECT, token_available=True)
+    config = parse_config({"clusters": {"solo": SOLO}}, PROJECT, token_available=True)
     solo = config.clusters["solo"]
-    assert (solo.node_size, solo.node_count) == ("s-8vcpu-16gb", 3)
-    assert config.kubernetes_version == "1.33" and config.linkerd.version == "2026.6.3"
+    assert (solo.node_size, solo.node_count, solo.control_plane_ha) == ("s-8vcpu-16gb", 3, False)
+    # No pin: new clusters get the newest version DOKS offers.
+    assert config.kubernetes_version is None and config.linkerd.version == "2026.6.3"
     assert config.links == () and config.exports == () and config.demo is False
     assert config.identity.issuer_validity_hours == 8760 and config.identity.issuer_renew_before_hours == 1440
 
@@ -160,6 +190,6 @@ def test_bad_anchor_rotation_settings(monkeypatch, identity, key, message):
 def test_the_first_anchor_signs_unless_told_otherwise():
     from components.config import parse_config
 
-    config = parse_config({"clusters": {"solo": {"region": "ams3"}}, "identity": {"anchors": ["old", "new"]}}, PROJECT, token_available=True)
+    config = parse_config({"clusters": {"solo": SOLO}, "identity": {"anchors": ["old", "new"]}}, PROJECT, token_available=True)
     # Adding an anchor must not switch the issuers to it in the same step.
     assert config.identity.signing_anchor == "old"

@@ -74,10 +74,11 @@ def test_four_releases_per_cluster_from_the_official_repo(seed):
         assert release.name == f"{chart}-{cluster}"
 
 
-def test_crds_include_the_gateway_api(seed):
+def test_crds_leave_the_gateway_api_to_doks(seed):
     _, result = seed
     for cluster in ("west", "east"):
-        assert releases(result)[(cluster, "linkerd-crds")].inputs["values"] == {"installGatewayAPI": True}
+        values = releases(result)[(cluster, "linkerd-crds")].inputs["values"]
+        assert values == {"installGatewayAPI": False, "enableHttpRoutes": False, "enableTlsRoutes": False, "enableTcpRoutes": False}
 
 
 def test_control_plane_carries_the_shared_anchor_and_its_own_issuer(seed):

@@ -21,7 +21,7 @@ from components.mirror import MirroredServiceProvider
 from components.multicluster import RemoteAccessTokenProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
-from tests.harness import PROJECT, run, run_main, unwrap
+from tests.harness import PROJECT, run, run_main, stack_config, unwrap
 from tests.program import lone_cluster, provider_cluster, releases
 
 TOKEN = {"digitalocean:token": DO_TOKEN}
@@ -177,8 +177,13 @@ def test_a_mirror_that_never_appears_fails_the_update_with_the_likely_causes():
 
 def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
     exports = [{"cluster": "east", "namespace": "emojivoto", "service": "web-svc", "mode": "remote-discovery"}]
+    # remote-discovery needs the pods routable between the clusters: one region, one VPC.
+    clusters = json.loads(stack_config("west-east")[f"{PROJECT}:clusters"])
+    clusters["east"]["region"] = clusters["west"]["region"]
     fakes = FakeCloud()
-    result = run_main(fakes, config={**TOKEN, f"{PROJECT}:exports": json.dumps(exports)})
+    result = run_main(fakes, config={**TOKEN, f"{PROJECT}:exports": json.dumps(exports), f"{PROJECT}:clusters": json.dumps(clusters)})
+    # The destination controller accepts the credentials copy only with its annotations.
+    assert fakes.kubernetes.remote_discovery_clusters(fakes.kubernetes.cluster_named("west")) == {"east": "loaded"}
     (web,) = [s for s in result.monitor.of_type("kubernetes:core/v1:Service") if provider_cluster(s) == "east" and s.inputs["metadata"]["name"] == "web-svc"]
     assert web.inputs["metadata"]["labels"]["mirror.linkerd.io/exported"] == "remote-discovery"
     assert result.outputs["mirroredServices"] == {}

@@ -11,12 +11,15 @@ import yaml
 from pulumi.runtime.rpc import is_rpc_secret
 
 from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.harness import PROJECT, REPO, run_main, stack_config, unwrap
 from tests.program import full_mesh_config
 
 TOKEN = {"digitalocean:token": DO_TOKEN}
 STACKS = sorted(path.name.split(".")[1] for path in REPO.glob("Pulumi.*.yaml"))
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+NODE_POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
+NORTH = {"region": "fra1", "nodeSize": "s-4vcpu-8gb", "nodeCount": 3, "clusterSubnet": "172.24.0.0/16", "serviceSubnet": "172.30.64.0/20"}
 PEM = re.compile(r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----\n?")
 # The bundle's checksum in pod annotations follows the (freshly minted) anchors.
 BUNDLE_CHECKSUM = re.compile(r'"checksum/trust-anchors": "[0-9a-f]{64}"')
@@ -33,14 +36,31 @@ def seed():
 
 
 def test_seed_stack_makes_west_in_sfo3_and_east_in_syd1(seed):
-    _, result = seed
+    fakes, result = seed
     clusters = {r.inputs["name"]: r.inputs for r in result.monitor.of_type(CLUSTER)}
     assert sorted(clusters) == ["west-east-east", "west-east-west"]
     assert clusters["west-east-west"]["region"] == "sfo3" and clusters["west-east-east"]["region"] == "syd1"
-    for inputs in clusters.values():
-        pool = inputs["nodePool"]
-        assert (pool["size"], pool["nodeCount"]) == ("s-8vcpu-16gb", 3)
-    assert not result.monitor.of_type("digitalocean:index/kubernetesNodePool:KubernetesNodePool"), "one pool per cluster"
+    for name, inputs in clusters.items():
+        # The built-in pool is the small fixed system pool; the workers are a pool of their own.
+        assert (inputs["nodePool"]["size"], inputs["nodePool"]["nodeCount"]) == ("s-2vcpu-4gb", 1)
+        assert fakes.digitalocean.worker_nodes(name) == 3
+        assert inputs["ha"] is False and inputs["destroyAllAssociatedResources"] is True
+    pools = {r.inputs["name"]: r.inputs for r in result.monitor.of_type(NODE_POOL)}
+    assert {name: (p["size"], p["nodeCount"]) for name, p in pools.items()} == {"west-workers-s-8vcpu-16gb": ("s-8vcpu-16gb", 3), "east-workers-s-8vcpu-16gb": ("s-8vcpu-16gb", 3)}
+
+
+def test_seed_clusters_get_the_newest_offered_version_and_the_gateway_api_from_doks(seed):
+    fakes, result = seed
+    for registration in result.monitor.of_type(CLUSTER):
+        assert registration.inputs["version"] == DOKS_VERSIONS[0]
+    for name in ("west", "east"):
+        objects = fakes.kubernetes.cluster_named(name).objects
+        crds = {key[2]: obj for key, obj in objects.items() if key[0] == "CustomResourceDefinition"}
+        # DOKS owns them; the CRDs release created none of the Gateway API ones.
+        for plural in ("gateways", "gatewayclasses", "httproutes", "grpcroutes", "tlsroutes", "referencegrants"):
+            assert crds[f"{plural}.gateway.networking.k8s.io"]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "doks"
+        assert "tcproutes.gateway.networking.k8s.io" not in crds
+        assert crds["servers.policy.linkerd.io"]["metadata"]["annotations"]["meta.helm.sh/release-name"] == "linkerd-crds"
 
 
 def test_no_kubeconfig_carries_the_7_day_token_and_all_are_secret(seed):
@@ -64,7 +84,7 @@ def test_stack_outputs(seed):
     assert result.secret_outputs == {"kubeconfigs"}
     for name, region in (("west", "sfo3"), ("east", "syd1")):
         cluster = outputs["clusters"][name]
-        assert cluster["region"] == region and cluster["version"] == "1.33.5-do.0"
+        assert cluster["region"] == region and cluster["version"] == DOKS_VERSIONS[0]
         assert cluster["endpoint"] in fakes.digitalocean.clusters and cluster["id"] == fakes.digitalocean.clusters[cluster["endpoint"]]["id"]
         kubeconfig = yaml.safe_load(outputs["kubeconfigs"][name])
         assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster["endpoint"]
@@ -106,7 +126,7 @@ def changed_between(before, after) -> set[str]:
 
 def test_adding_a_cluster_and_a_link_changes_only_the_linking_clusters_controllers(seed):
     _, before = seed
-    clusters = {**seed_value("clusters"), "north": {"region": "fra1", "nodeSize": "s-4vcpu-8gb", "nodeCount": 3}}
+    clusters = {**seed_value("clusters"), "north": NORTH}
     links = seed_value("links") + [{"from": "west", "to": "north"}]
     after = run_main(FakeCloud(), config={**TOKEN, f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:links": json.dumps(links)})
     # Names come from cluster names, never list positions: only west's controllers list grows.
@@ -115,7 +135,7 @@ def test_adding_a_cluster_and_a_link_changes_only_the_linking_clusters_controlle
 
 
 def test_reordering_links_changes_nothing():
-    clusters = {**seed_value("clusters"), "north": {"region": "fra1", "nodeSize": "s-4vcpu-8gb", "nodeCount": 3}}
+    clusters = {**seed_value("clusters"), "north": NORTH}
     links = [{"from": "west", "to": "east"}, {"from": "west", "to": "north"}]
     config = {**TOKEN, f"{PROJECT}:clusters": json.dumps(clusters)}
     forward = run_main(FakeCloud(), config={**config, f"{PROJECT}:links": json.dumps(links)})

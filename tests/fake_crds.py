@@ -1,0 +1,102 @@
+"""CustomResourceDefinitions in a fake cluster: the Gateway API CRDs DOKS installs and owns, the
+CRDs each chart renders for its values, Helm's refusal to take over objects it does not own, and
+what Linkerd's control plane needs to start.
+
+A CRD is kept in the cluster's objects as ("CustomResourceDefinition", "", <name>) with its
+ownership metadata and the versions it serves.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+CRD = "CustomResourceDefinition"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+# What DOKS installs on a VPC-native cluster from 1.33 on, and keeps managing ("installs and
+# manages Gateway CRDs for Gateway, GatewayClass, HTTPRoute, TLSRoute, GRPCRoute and
+# ReferenceGrant by default": docs.digitalocean.com products/kubernetes/how-to/use-gateway-api,
+# "Preserve Third-Party Gateway CRDs"). Served versions as in Gateway API's standard channel.
+DOKS_GATEWAY_CRDS = {
+    "gateways": ("v1", "v1beta1"),
+    "gatewayclasses": ("v1", "v1beta1"),
+    "httproutes": ("v1", "v1beta1"),
+    "grpcroutes": ("v1",),
+    "tlsroutes": ("v1alpha2",),
+    "referencegrants": ("v1beta1",),
+}
+DOKS_MIN_MINOR = 33
+# Not Helm's: an addon manager's label (the exact DOKS marker is not documented; any non-Helm
+# owner is refused by Helm alike).
+DOKS_OWNER_LABELS = {"addonmanager.kubernetes.io/mode": "Reconcile", "app.kubernetes.io/managed-by": "doks"}
+
+# charts/linkerd-crds/templates at edge-26.6.3: Linkerd's own CRDs always, and each Gateway API
+# CRD under `ternary .Values.enable<X>Routes .Values.installGatewayAPI (hasKey .Values "enable<X>Routes")`.
+LINKERD_OWN_CRDS = (
+    "authorizationpolicies.policy.linkerd.io",
+    "egressnetworks.policy.linkerd.io",
+    "httplocalratelimitpolicies.policy.linkerd.io",
+    "httproutes.policy.linkerd.io",
+    "meshtlsauthentications.policy.linkerd.io",
+    "networkauthentications.policy.linkerd.io",
+    "serverauthorizations.policy.linkerd.io",
+    "servers.policy.linkerd.io",
+    "serviceprofiles.linkerd.io",
+    "externalworkloads.workload.linkerd.io",
+)
+LINKERD_GATEWAY_CRDS = {
+    "enableHttpRoutes": {"httproutes": ("v1", "v1beta1"), "grpcroutes": ("v1", "v1alpha2")},
+    "enableTlsRoutes": {"tlsroutes": ("v1alpha2",)},
+    "enableTcpRoutes": {"tcproutes": ("v1alpha2",)},
+}
+# The policy controller watches these at v1 and Linkerd checks them (pkg/healthcheck/healthcheck.go,
+# checkGatewayAPICRDs: "missing the v1 version"); without them the control plane never gets ready.
+LINKERD_NEEDS = ("httproutes", "grpcroutes")
+
+
+def crd_name(plural: str) -> str:
+    return f"{plural}.{GATEWAY_GROUP}"
+
+
+def doks_gateway_crds(version: str, vpc_native: bool) -> dict[str, dict]:
+    """What a fresh DOKS cluster has: the Gateway API CRDs only when VPC-native and >= 1.33."""
+    if not vpc_native or int(version.split(".")[1]) < DOKS_MIN_MINOR:
+        return {}
+    return {crd_name(plural): {"metadata": {"name": crd_name(plural), "labels": dict(DOKS_OWNER_LABELS), "annotations": {}}, "versions": list(versions)} for plural, versions in DOKS_GATEWAY_CRDS.items()}
+
+
+def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:
+    """CRD name -> served versions, for what `chart` renders with `values`."""
+    if chart != "linkerd-crds":
+        return {}
+    crds: dict[str, tuple[str, ...]] = {name: ("v1beta1",) for name in LINKERD_OWN_CRDS}
+    default = bool(values.get("installGatewayAPI", False))  # charts/linkerd-crds/values.yaml: false
+    for key, plurals in LINKERD_GATEWAY_CRDS.items():
+        if bool(values[key]) if key in values else default:
+            crds.update({crd_name(plural): versions for plural, versions in plurals.items()})
+    return crds
+
+
+def helm_ownership(release: str, namespace: str) -> dict:
+    return {"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}}
+
+
+def ownership_conflict(existing: dict, release: str, namespace: str) -> Optional[str]:
+    """Helm's refusal to install over an object it does not own (helm pkg/action/validate.go,
+    existingResourceConflict); the release fails and, being atomic, rolls back."""
+    metadata = existing.get("metadata") or {}
+    labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
+    wanted = helm_ownership(release, namespace)
+    if labels.get("app.kubernetes.io/managed-by") == "Helm" and all(annotations.get(k) == v for k, v in wanted["annotations"].items()):
+        return None
+    return (
+        f'Unable to continue with install: {CRD} "{metadata.get("name")}" in namespace "" exists and cannot be imported '
+        f'into the current release: invalid ownership metadata; label validation error: key "app.kubernetes.io/managed-by" '
+        f'must equal "Helm": current value is "{labels.get("app.kubernetes.io/managed-by", "")}"; annotation validation error: '
+        f'missing key "meta.helm.sh/release-name": must be set to "{release}"'
+    )
+
+
+def missing_for_linkerd(objects: dict) -> list[str]:
+    """The Gateway API CRDs Linkerd needs that the cluster does not serve at v1."""
+    return [crd_name(p) for p in LINKERD_NEEDS if "v1" not in (objects.get((CRD, "", crd_name(p))) or {}).get("versions", ())]
