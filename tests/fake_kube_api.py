@@ -1,7 +1,7 @@
 """A fake Kubernetes API server for tests of code that uses the official `kubernetes` client.
 
-It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), answers
-404 with a `Status` object for anything missing, requires the bearer token of the kubeconfig it
+It serves GETs and DELETEs of the real API paths from an in-memory dict `objects` (path -> JSON),
+lists with equality label selectors, answers 404 with a `Status` object for anything missing, requires the bearer token of the kubeconfig it
 hands out, and answers Prometheus instant queries on the API server's service-proxy path to
 linkerd-viz's Prometheus. Objects may be changed while a client polls (for wait loops).
 
@@ -28,6 +28,8 @@ import yaml
 PROMETHEUS_QUERY_PATH = "/api/v1/namespaces/linkerd-viz/services/http:prometheus:9090/proxy/api/v1/query"
 LINK_API = "/apis/multicluster.linkerd.io/v1alpha3"
 NAMED_OBJECT = re.compile(r"/namespaces/[^/]+/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
+# A list: `/api/v1/services` (all namespaces) or `/apis/<group>/<version>/namespaces/<ns>/<plural>`.
+COLLECTION = re.compile(r"^(?P<api>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)$")
 
 
 def core_path(namespace: str, plural: str, name: str) -> str:
@@ -226,6 +228,16 @@ class FakeKubeAPI:
             },
         )
 
+    def _list(self, collection: re.Match, selector: str) -> dict:
+        """The objects of a collection whose labels carry every `key=value` of an equality selector."""
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+        namespace = collection["namespace"] or "[^/]+"
+        item_path = re.compile(rf"^{re.escape(collection['api'])}/namespaces/{namespace}/{re.escape(collection['plural'])}/[^/]+$")
+        with self._lock:
+            items = [obj for path, obj in self.objects.items() if item_path.match(path)]
+        items = [obj for obj in items if wanted.items() <= ((obj.get("metadata") or {}).get("labels") or {}).items()]
+        return {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}
+
     # Prometheus, behind the API server's service proxy.
 
     def set_prometheus_result(self, match: str, series: Iterable[tuple[Mapping[str, str], float]]) -> None:
@@ -247,15 +259,21 @@ class FakeKubeAPI:
         self.requests.append(raw_path)
         if authorization != f"Bearer {self.token}":
             return 401, status(401, "Unauthorized", "Unauthorized")
-        if method != "GET":
-            return 405, status(405, "MethodNotAllowed", f"the fake API server only serves GET, not {method}")
+        if method not in ("GET", "DELETE"):
+            return 405, status(405, "MethodNotAllowed", f"the fake API server only serves GET and DELETE, not {method}")
         url = urlsplit(raw_path)
         path = unquote(url.path)
-        if path == PROMETHEUS_QUERY_PATH:
+        if path == PROMETHEUS_QUERY_PATH and method == "GET":
             return self._prometheus(parse_qs(url.query).get("query", [""])[0])
         obj = self.get(path)
         if obj is not None:
+            if method == "DELETE":
+                self.delete(path)
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
             return 200, obj
+        collection = COLLECTION.match(path)
+        if collection and method == "GET":
+            return 200, self._list(collection, parse_qs(url.query).get("labelSelector", [""])[0])
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None
         message = f'{named["plural"]} "{named["name"]}" not found' if named else "the server could not find the requested resource"
