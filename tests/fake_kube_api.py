@@ -74,7 +74,7 @@ class FakeKubeAPI:
 
     def __enter__(self) -> "FakeKubeAPI":
         # A short poll interval keeps shutdown (once per test) fast.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=f"fake-kube-api-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.002,), name=f"fake-kube-api-{self.name}", daemon=True)
         self._thread.start()
         return self
 
@@ -268,6 +268,8 @@ class FakeKubeAPI:
         obj = self.get(path)
         if obj is not None:
             if method == "DELETE":
+                # A Service's Endpoints stay: Kubernetes' endpoints controller deletes them, but not
+                # when it misses the event (pkg/controller/endpoint/endpoints_controller.go, syncService).
                 self.delete(path)
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
             return 200, obj
