@@ -81,8 +81,10 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
     """Subclasses name their `outputs` and what a 404 means (`missing`), and implement
     `observe`, `problem` and `timeout_message`.
 
-    Inputs always include `kubeconfig` (secret) and `timeoutSeconds`; a change of any other
-    input means the object may have changed, so it is read again (a replacement).
+    Inputs always include `kubeconfig` (secret; a new one is stored by an update) and
+    `timeoutSeconds` (not compared). A change of any other input means the object may have
+    changed, so it is read again (a replacement); so is an object stored while not ready, and,
+    with `look_live_on_diff`, one that the cluster has changed since.
     """
 
     outputs: tuple[str, ...] = ()
@@ -101,7 +103,7 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
     def timeout_message(self, props: dict, last_state: str) -> str:
         raise NotImplementedError
 
-    def read_ready(self, api: Any, props: dict) -> dict:
+    def _read_ready(self, api: Any, props: dict) -> dict:
         observed = self.observe(api, props)
         if observed is None:
             raise NotReady(self.missing)
@@ -113,7 +115,7 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
     def _wait(self, props: dict) -> dict:
         api = api_client(props["kubeconfig"])
         return poll_until_ready(
-            lambda: self.read_ready(api, props),
+            lambda: self._read_ready(api, props),
             float(props["timeoutSeconds"]),
             lambda last_state: self.timeout_message(props, last_state),
         )

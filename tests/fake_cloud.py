@@ -41,8 +41,11 @@ class FakeCloud(mocks.Mocks):
         raise NotImplementedError(f"no fake for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs):
+        self.registered.append((args.typ, args.name))
+        return self._create(args)
+
+    def _create(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
         type_, inputs = args.typ, args.inputs
-        self.registered.append((type_, args.name))
         if args.custom is False:
             return "", {}  # a component: the engine keeps no provider state for it
         if pulumi.runtime.is_dry_run():
@@ -96,16 +99,15 @@ class FakeCloud(mocks.Mocks):
         (sdk/python/lib/pulumi/dynamic/__main__.py, Diff). A provider without preview support, as
         every dynamic provider is (its Configure does not announce it), shows an update's or a
         replacement's new inputs as its outputs in a preview (pkg/resource/plugin/provider_plugin.go,
-        Create and Update: `!protocol.supportsPreview`). Other fakes update when the inputs differ.
+        Create and Update: `!protocol.supportsPreview`). Any other resource keeps its outputs when
+        its inputs are the same, and is applied again through its fake when they differ.
         """
         inputs = args.inputs
+        self.registered.append((args.typ, args.name))
         if not args.typ.startswith("pulumi-python:dynamic"):
             if unwrap(inputs) == unwrap(old.inputs):
                 return old.id, old.state, "same"
-            if pulumi.runtime.is_dry_run():
-                return old.id, inputs, "update"
-            id_, state = self.new_resource(args)
-            return id_, state, "update"
+            return (*self._create(args), "update")
         provider, news, olds = _provider(inputs), unwrap(inputs), unwrap(old.state)
         with self._against_cluster(olds, news) as (live_olds, live_news):
             diff = provider.diff(old.id, live_olds, live_news)
@@ -119,7 +121,6 @@ class FakeCloud(mocks.Mocks):
                 return old.id, self._stored(provider.update(old.id, live_olds, live_news).outs, inputs), step
             if diff.delete_before_replace:
                 provider.delete(old.id, live_olds)
-        self.registered.append((args.typ, args.name))
         return (*self.dynamic_resource(inputs), step)
 
     def delete_resource(self, old: Registration) -> None:
