@@ -74,8 +74,10 @@ class FakeCloud(mocks.Mocks):
 
     @staticmethod
     def _stored(outs: dict, inputs: dict) -> dict:
-        # The engine stores the provider's outputs (and the pickled provider), nothing else.
-        return {**outs, "kubeconfig": unwrap(inputs["kubeconfig"]), "__provider": inputs["__provider"]}
+        # The engine stores the provider's outputs (and the pickled provider), nothing else; the
+        # provider saw the fake API server's kubeconfig, the state keeps the program's.
+        kubeconfig = {"kubeconfig": unwrap(inputs["kubeconfig"])} if "kubeconfig" in inputs else {}
+        return {**outs, **kubeconfig, "__provider": inputs["__provider"]}
 
     @contextmanager
     def _against_cluster(self, *props_list: dict) -> Iterator[tuple[dict, ...]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
+import pulumi.dynamic
 import pytest
 from pulumi.runtime import rpc
 
@@ -13,7 +15,7 @@ from components.mirror import MirroredServiceProvider
 from components.multicluster import GatewayAddressProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
-from tests.harness import PROJECT, Run, run_main, unwrap
+from tests.harness import PROJECT, Run, run, run_main, unwrap
 from tests.program import provider_cluster
 
 TOKEN = {"digitalocean:token": DO_TOKEN}
@@ -115,6 +117,40 @@ class TestGatewayLook:
         # The server is gone (a preview without access to the cluster): the inputs decide.
         closed = provider.diff("x", stored, gateway_props(api))
         assert (closed.changes, closed.replaces) == (False, [])
+
+
+class StoresWhatItMade(pulumi.dynamic.ResourceProvider):
+    """Makes `made` once; a new `value` is an update that keeps it."""
+
+    def create(self, props):
+        return pulumi.dynamic.CreateResult("thing", {**props, "made": "at create"})
+
+    def diff(self, _id, olds, news):
+        return pulumi.dynamic.DiffResult(changes=olds["value"] != news["value"], replaces=[])
+
+    def update(self, _id, olds, news):
+        return pulumi.dynamic.UpdateResult({**news, "made": olds["made"]})
+
+
+class Thing(pulumi.dynamic.Resource):
+    made: pulumi.Output[str]
+
+
+def test_the_fakes_preview_an_update_as_the_engine_does():
+    """A dynamic provider does not support previews, so the engine shows an update's new inputs
+    as its outputs (pkg/resource/plugin/provider_plugin.go, Update: `!protocol.supportsPreview`);
+    the update itself keeps what the provider returns."""
+
+    def program():
+        thing = Thing(StoresWhatItMade(), "thing", {"value": pulumi.Config().require("value"), "made": None})
+        pulumi.export("made", thing.made)
+
+    fakes = FakeCloud()
+    first = run(fakes, program, {f"{PROJECT}:value": "1"})
+    preview = run(fakes, program, {f"{PROJECT}:value": "2"}, preview=True, prior=first)
+    update = run(fakes, program, {f"{PROJECT}:value": "2"}, prior=first)
+    assert (first.outputs["made"], preview.outputs["made"], update.outputs["made"]) == ("at create", None, "at create")
+    assert [r.step for r in (*preview.monitor.of_type(DYNAMIC), *update.monitor.of_type(DYNAMIC))] == ["update", "update"]
 
 
 @dataclass
