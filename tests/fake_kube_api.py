@@ -73,7 +73,7 @@ class FakeKubeAPI:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> "FakeKubeAPI":
-        # A short poll interval keeps shutdown (once per test) fast.
+        # A short poll interval keeps shutdown fast: the program's fakes start one per provider call.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.002,), name=f"fake-kube-api-{self.name}", daemon=True)
         self._thread.start()
         return self

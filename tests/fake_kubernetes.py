@@ -171,14 +171,16 @@ class FakeKubernetes:
                 },
             )
         multicluster = cluster.releases().get("linkerd-multicluster")
-        if multicluster:
-            # The chart creates the Secret empty; Kubernetes' token controller fills it later.
-            late = cluster.short in self.token_missing_in
-            api.put_secret(MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, {} if late else {"token": cluster.remote_access_token}, type="kubernetes.io/service-account-token")
-            controllers = unwrap(multicluster.get("values") or {}).get("controllers") or []
-            render_probe_services(api, [controller["link"]["ref"]["name"] for controller in controllers])
-        for (kind, namespace, _), link in cluster.objects.items():
-            if kind == "Link":
+        if not multicluster:
+            return
+        # The chart creates the Secret empty; Kubernetes' token controller fills it later.
+        late = cluster.short in self.token_missing_in
+        api.put_secret(MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, {} if late else {"token": cluster.remote_access_token}, type="kubernetes.io/service-account-token")
+        # The chart runs one controller per `controllers` entry, for the Link of that name.
+        controllers = [controller["link"]["ref"]["name"] for controller in unwrap(multicluster.get("values") or {}).get("controllers") or []]
+        render_probe_services(api, controllers)
+        for (kind, namespace, name), link in cluster.objects.items():
+            if kind == "Link" and name in controllers:
                 self._run_service_mirror(cluster, unwrap(link["spec"]), namespace, api)
 
     def _run_service_mirror(self, source: FakeCluster, spec: dict, namespace: str, api: FakeKubeAPI) -> None:
