@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from components.unlink import LinkLeftoversProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kubernetes import FakeCluster
 from tests.harness import PROJECT, Run, run_main
@@ -82,3 +83,12 @@ def test_the_leftovers_are_removed_after_the_link_is_gone(runs):
 def test_the_fake_service_mirror_keeps_its_mirrors_when_the_link_goes(runs):
     # multicluster/cmd/service-mirror/main.go, cleanupWorkers: "do not clean-up services created".
     assert runs.without_link_object == runs.before
+
+
+def test_the_cleanup_is_never_replaced_while_the_link_lives():
+    # A replacement deletes the old resource: that would remove a live link's mirrors.
+    provider = LinkLeftoversProvider()
+    stored = {"__provider": "pickled", "kubeconfig": "of the old cluster", "target": "east"}
+    moved = provider.diff("id", stored, {**stored, "kubeconfig": "of the replaced cluster"})
+    assert (moved.changes, moved.replaces) == (True, [])
+    assert provider.diff("id", stored, {**stored, "__provider": "pickled by another dill"}).changes is False
