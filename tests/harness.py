@@ -4,6 +4,8 @@ The stock MockMonitor keeps only each resource's state; the engine also sees dep
 the provider, the parent and options such as ignoreChanges, and it marks
 `additionalSecretOutputs` (and outputs whose same-named input was secret) as secret. This
 monitor does the same, so tests can assert ordering and secrecy the way a real run would have.
+A run can also start from the state an earlier run left (`run(..., prior=...)`): then, as the
+engine does, it diffs what exists, and deletes what the program no longer registers.
 """
 
 from __future__ import annotations
