@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.cluster import bearer_kubeconfig
+from components.unlink import LinkLeftovers, LinkLeftoversArgs
 from components.names import EXPORTED_LABEL, LINK_GROUP, LINK_VERSION, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE
 
 GATEWAY_PORT = "4143"
@@ -42,6 +43,7 @@ class LinkArgs:
     target_gateway_address: pulumi.Input[str]
     # The source's multicluster release: it installs the Link CRD and the controller for this link.
     source_multicluster: pulumi.Resource
+    source_kubeconfig: pulumi.Input[str]  # secret: to remove the link's leftovers when it goes
 
 
 def link_spec(target: str, gateway_address: str) -> dict:
@@ -82,12 +84,14 @@ class ClusterLink(pulumi.ComponentResource):
             # what the destination controller reads for remote-discovery exports.
             for namespace, labels, annotations in ((MULTICLUSTER_NAMESPACE, None, None), (LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: target}, remote_discovery_annotations()))
         ]
+        leftovers = LinkLeftovers(f"{name}-leftovers", LinkLeftoversArgs(args.source_kubeconfig, target), pulumi.ResourceOptions(parent=self, depends_on=[args.source_multicluster]))
         self.link = kubernetes.apiextensions.CustomResource(
             f"link-{name}",
             api_version=f"{LINK_GROUP}/{LINK_VERSION}",
             kind="Link",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=target, namespace=MULTICLUSTER_NAMESPACE),
             spec=pulumi.Output.from_input(args.target_gateway_address).apply(lambda address: link_spec(target, address)),
-            opts=pulumi.ResourceOptions.merge(in_source, pulumi.ResourceOptions(depends_on=secrets)),
+            # Deleted before its leftovers' cleanup: dependents are deleted first.
+            opts=pulumi.ResourceOptions.merge(in_source, pulumi.ResourceOptions(depends_on=[*secrets, leftovers])),
         )
         self.register_outputs({"link_name": target, "gateway_address": args.target_gateway_address})

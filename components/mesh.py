@@ -122,6 +122,7 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
                 target_token=target.multicluster.remote_access_token,
                 target_gateway_address=target.multicluster.gateway_address,
                 source_multicluster=source.multicluster.release,
+                source_kubeconfig=source.doks.kubeconfig,
             ),
         )
         for export in (e for e in config.exports if e.cluster == link.target and e.mode == "gateway"):

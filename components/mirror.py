@@ -15,7 +15,7 @@ import pulumi
 import pulumi.dynamic
 from kubernetes import client as kube_api
 
-from components.live_read import LiveReadProvider, NotReady, live_read_inputs, live_read_options, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, live_read_options, read_or_none, waited
 from components.names import EXPORTED_LABEL
 
 
@@ -29,22 +29,26 @@ def _is_ip(address: str) -> bool:
 
 class MirroredServiceProvider(LiveReadProvider):
     outputs = ("clusterIP", "endpoints")
+    missing = "the service does not exist"
 
-    def read_live(self, api: Any, props: dict) -> dict:
+    def observe(self, api: Any, props: dict) -> Optional[dict]:
         core = kube_api.CoreV1Api(api)
         namespace, service = props["namespace"], props["service"]
-        found = read_or_none(lambda: core.read_namespaced_service(service, namespace))
+        found = read_or_none(lambda: core.read_namespaced_service(service, namespace, _request_timeout=REQUEST_TIMEOUT))
         if found is None:
-            raise NotReady("the service does not exist")
-        endpoints = read_or_none(lambda: core.read_namespaced_endpoints(service, namespace))
+            return None
+        endpoints = read_or_none(lambda: core.read_namespaced_endpoints(service, namespace, _request_timeout=REQUEST_TIMEOUT))
         addresses = sorted({a.ip for subset in ((endpoints.subsets if endpoints else None) or []) for a in (subset.addresses or [])})
+        return {"clusterIP": found.spec.cluster_ip, "endpoints": addresses}
+
+    def problem(self, props: dict, observed: dict) -> Optional[str]:
+        addresses, gateway = observed["endpoints"], props["gatewayAddress"]
         if not addresses:
-            raise NotReady("the service exists but has no endpoints")
-        gateway = props["gatewayAddress"]
+            return "the service exists but has no endpoints"
         # Right after the gateway moved, the mirror may still point at the old address.
         if _is_ip(gateway) and addresses != [gateway]:
-            raise NotReady(f"its endpoints {addresses} are not the gateway's address {gateway} yet")
-        return {"clusterIP": found.spec.cluster_ip, "endpoints": addresses}
+            return f"its endpoints {addresses} are not the gateway's address {gateway} yet"
+        return None
 
     def timeout_message(self, props: dict, last_state: str) -> str:
         namespace, service = props["namespace"], props["service"]

@@ -14,7 +14,7 @@ from kubernetes import client as kube_api
 
 from components.charts import linkerd_release, merge_values
 from components.identity import trust_bundle_annotations
-from components.live_read import LiveReadProvider, NotReady, live_read_inputs, live_read_options, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, live_read_options, read_or_none, waited
 from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
 
 # Provisioning a DigitalOcean load balancer for the gateway takes a few minutes.
@@ -71,16 +71,19 @@ def trust_bundle_values(args: MulticlusterArgs, trust_anchor_pem: str) -> dict:
 
 class GatewayAddressProvider(LiveReadProvider):
     outputs = ("address",)
+    missing = "the Service does not exist"
+    # A plain `pulumi up` notices a gateway that got a new address, and links to the new one.
+    look_live_on_diff = True
 
-    def read_live(self, api, props: dict) -> dict:
-        service = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_service(GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE))
+    def observe(self, api, props: dict) -> Optional[dict]:
+        service = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_service(GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, _request_timeout=REQUEST_TIMEOUT))
         if service is None:
-            raise NotReady("the Service does not exist")
+            return None
         ingress = (service.status.load_balancer.ingress if service.status and service.status.load_balancer else None) or []
-        address = next((entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname), None)
-        if not address:
-            raise NotReady("the Service has no load balancer address yet")
-        return {"address": address}
+        return {"address": next((entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname), None)}
+
+    def problem(self, props: dict, observed: dict) -> Optional[str]:
+        return None if observed["address"] else "the Service has no load balancer address yet"
 
     def timeout_message(self, props: dict, last_state: str) -> str:
         return (
@@ -92,17 +95,18 @@ class GatewayAddressProvider(LiveReadProvider):
 
 class RemoteAccessTokenProvider(LiveReadProvider):
     outputs = ("token",)
+    missing = "the Secret does not exist"
 
-    def read_live(self, api, props: dict) -> dict:
-        secret = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_secret(REMOTE_ACCESS_TOKEN_SECRET, MULTICLUSTER_NAMESPACE))
+    def observe(self, api, props: dict) -> Optional[dict]:
+        secret = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_secret(REMOTE_ACCESS_TOKEN_SECRET, MULTICLUSTER_NAMESPACE, _request_timeout=REQUEST_TIMEOUT))
         if secret is None:
-            raise NotReady("the Secret does not exist")
-        token = base64.b64decode((secret.data or {}).get("token") or "").decode()
-        if not token:
-            # The chart creates the Secret empty and Kubernetes' token controller fills it; a
-            # link built on an empty token would fail later with Unauthorized.
-            raise NotReady("the token controller has not filled in its token yet")
-        return {"token": token}
+            return None
+        return {"token": base64.b64decode((secret.data or {}).get("token") or "").decode()}
+
+    def problem(self, props: dict, observed: dict) -> Optional[str]:
+        # The chart creates the Secret empty and Kubernetes' token controller fills it; a link
+        # built on an empty token would fail later with Unauthorized.
+        return None if observed["token"] else "the token controller has not filled in its token yet"
 
     def timeout_message(self, props: dict, last_state: str) -> str:
         return (

@@ -7,16 +7,19 @@ the program does goes unfaked.
 from __future__ import annotations
 
 import base64
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 import dill
 import grpc
 import pulumi
-from pulumi.runtime import mocks
+import pulumi.dynamic
+from pulumi.runtime import mocks, rpc
 
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
-from tests.harness import unwrap
+from tests.harness import Registration, unwrap
 
 DO_TOKEN = "dop_v1_fake_account_token_for_tests"
 
@@ -60,8 +63,11 @@ class FakeCloud(mocks.Mocks):
         raise NotImplementedError(f"no fake for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs):
+        self.registered.append((args.typ, args.name))
+        return self._create(args)
+
+    def _create(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
         type_, inputs = args.typ, args.inputs
-        self.registered.append((type_, args.name))
         if args.custom is False:
             return "", {}  # a component: the engine keeps no provider state for it
         if pulumi.runtime.is_dry_run():
@@ -77,18 +83,85 @@ class FakeCloud(mocks.Mocks):
             return f"{args.name}-id", self.tls.create(type_, args.name, inputs)
         if type_.startswith("kubernetes:"):
             return self.kubernetes.create(type_, args.name, inputs, args.provider)
-        if type_ == "pulumi-python:dynamic:Resource":
+        if type_.startswith("pulumi-python:dynamic"):
             return self.dynamic_resource(inputs)
         raise NotImplementedError(f"no fake for resource type {type_}")
 
     def dynamic_resource(self, inputs: dict) -> tuple[str, dict]:
         """Runs the program's own dynamic provider, as the engine would, against a fake API
         server that serves what the simulated cluster holds (its endpoint "resolves" there)."""
-        provider = dill.loads(base64.b64decode(unwrap(inputs["__provider"])))
-        props = {key: unwrap(value) for key, value in inputs.items() if key != "__provider"}
-        cluster = self.kubernetes.cluster_for_kubeconfig(props["kubeconfig"])
-        with self.kubernetes.serve(cluster) as api:
-            result = provider.create({**props, "kubeconfig": api.kubeconfig()})
+        provider, props = _provider(inputs), unwrap(inputs)
+        with self._against_cluster(props) as (live,):
+            result = provider.create(live)
         self.dynamic_creates.append(result.outs)
-        # The engine stores the provider's outputs (and the pickled provider), nothing else.
-        return result.id, {**result.outs, "kubeconfig": props["kubeconfig"], "__provider": inputs["__provider"]}
+        return result.id, self._stored(result.outs, inputs)
+
+    @staticmethod
+    def _stored(outs: dict, inputs: dict) -> dict:
+        # The engine stores the provider's outputs (and the pickled provider), nothing else; the
+        # provider saw the fake API server's kubeconfig, the state keeps the program's.
+        kubeconfig = {"kubeconfig": unwrap(inputs["kubeconfig"])} if "kubeconfig" in inputs else {}
+        return {**outs, **kubeconfig, "__provider": inputs["__provider"]}
+
+    @contextmanager
+    def _against_cluster(self, *props_list: dict) -> Iterator[tuple[dict, ...]]:
+        """`props_list` with each known kubeconfig pointing at the fake API server of its cluster."""
+        with ExitStack() as stack:
+            servers: dict[str, str] = {}  # kubeconfig -> the fake API server's: one per cluster
+            live = []
+            for props in props_list:
+                kubeconfig = props.get("kubeconfig")
+                if isinstance(kubeconfig, str) and kubeconfig != rpc.UNKNOWN:
+                    if kubeconfig not in servers:
+                        servers[kubeconfig] = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig))).kubeconfig()
+                    props = {**props, "kubeconfig": servers[kubeconfig]}
+                live.append(props)
+            yield tuple(live)
+
+    def existing_resource(self, args: mocks.MockResourceArgs, old: Registration) -> tuple[str, dict, str]:
+        """A resource the stack already has: (id, outputs, step), as the engine's diff decides.
+
+        A dynamic provider's own diff decides, given the stored outputs and the new inputs
+        (sdk/python/lib/pulumi/dynamic/__main__.py, Diff). A provider without preview support, as
+        every dynamic provider is (its Configure does not announce it), shows an update's or a
+        replacement's new inputs as its outputs in a preview (pkg/resource/plugin/provider_plugin.go,
+        Create and Update: `!protocol.supportsPreview`). Any other resource keeps its outputs when
+        its inputs are the same, and is applied again through its fake when they differ.
+        """
+        inputs = args.inputs
+        self.registered.append((args.typ, args.name))
+        if not args.typ.startswith("pulumi-python:dynamic"):
+            if unwrap(inputs) == unwrap(old.inputs):
+                return old.id, old.state, "same"
+            return (*self._create(args), "update")
+        provider, news, olds = _provider(inputs), unwrap(inputs), unwrap(old.state)
+        with self._against_cluster(olds, news) as (live_olds, live_news):
+            diff = provider.diff(old.id, live_olds, live_news)
+            changes = diff.changes if diff.changes is not None else unwrap(old.inputs) != news
+            step = "same" if not changes else "replace" if diff.replaces else "update"
+            if step == "same":
+                return old.id, old.state, step
+            if pulumi.runtime.is_dry_run():
+                return old.id, inputs, step
+            if step == "update":
+                return old.id, self._stored(provider.update(old.id, live_olds, live_news).outs, inputs), step
+            if diff.delete_before_replace:
+                provider.delete(old.id, live_olds)
+        return (*self.dynamic_resource(inputs), step)
+
+    def delete_resource(self, old: Registration) -> None:
+        """The engine deletes what the program no longer registers, through its provider."""
+        if not old.id:
+            return  # a component: nothing to delete
+        if old.type.startswith("pulumi-python:dynamic"):
+            with self._against_cluster(unwrap(old.state)) as (live,):
+                _provider(old.state).delete(old.id, live)
+        elif old.type.startswith("kubernetes:"):
+            self.kubernetes.delete(old.type, unwrap(old.state), old.provider)
+        else:
+            raise NotImplementedError(f"no fake deletes {old.type}")
+
+
+def _provider(inputs: dict) -> pulumi.dynamic.ResourceProvider:
+    """The pickled provider that the engine's `python -m pulumi.dynamic` unpickles."""
+    return dill.loads(base64.b64decode(unwrap(inputs["__provider"])))

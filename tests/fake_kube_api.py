@@ -1,6 +1,6 @@
 """A fake Kubernetes API server for tests of code that uses the official `kubernetes` client.
 
-It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), lists a
+It serves GETs and DELETEs of the real API paths from an in-memory dict `objects` (path -> JSON), lists a
 namespace's objects with a `labelSelector`, answers 404 with a `Status` object for anything
 missing, and requires the bearer token of the kubeconfig it hands out. A pod's ports can be
 served by in-process handlers (`put_pod(listeners=...)`), reachable as the real API server makes
@@ -33,7 +33,8 @@ import yaml
 
 LINK_API = "/apis/multicluster.linkerd.io/v1alpha3"
 NAMED_OBJECT = re.compile(r"/namespaces/[^/]+/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
-COLLECTION = re.compile(r"^(?:/api/v1|/apis/[^/]+/[^/]+)/namespaces/[^/]+/(?P<plural>[^/]+)$")
+# A list: `/api/v1/services` (all namespaces) or `/apis/<group>/<version>/namespaces/<ns>/<plural>`.
+COLLECTION = re.compile(r"^(?P<api>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)$")
 POD_SUBRESOURCE = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?:https?:)?(?P<name>[^/:]+)(?::[^/]*)?/(?P<sub>portforward|proxy)(?:/.*)?$")
 SERVICE_PROXY = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/services/(?:https?:)?(?P<name>[^/:]+)(?::[^/]*)?/proxy(?:/.*)?$")
 SELECTOR_TERM = re.compile(r"^\s*(?P<neg>!)?(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|\s(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*$")
@@ -131,8 +132,8 @@ class FakeKubeAPI:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> "FakeKubeAPI":
-        # A short poll interval keeps shutdown (once per test) fast.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=f"fake-kube-api-{self.name}", daemon=True)
+        # A short poll interval keeps shutdown fast: the program's fakes start one per provider call.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.002,), name=f"fake-kube-api-{self.name}", daemon=True)
         self._thread.start()
         return self
 
@@ -315,11 +316,14 @@ class FakeKubeAPI:
 
     # HTTP.
 
-    def _list(self, path: str, plural: str, query: Mapping[str, list[str]]) -> Response:
+    def _list(self, collection: re.Match, query: Mapping[str, list[str]]) -> Response:
         selector = query.get("labelSelector", [""])[0]
+        plural = collection["plural"]
+        namespace = re.escape(collection["namespace"]) if collection["namespace"] else "[^/]+"
+        item_path = re.compile(rf"^{re.escape(collection['api'])}/namespaces/{namespace}/{re.escape(plural)}/[^/]+$")
         with self._lock:
-            # Sorted by name, as the API server lists from etcd's ordered keys.
-            members = [obj for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
+            # Sorted by path (namespace, then name), as the API server lists from etcd's ordered keys.
+            members = [obj for key, obj in sorted(self.objects.items()) if item_path.match(key)]
         try:
             items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
         except ValueError as err:
@@ -341,8 +345,8 @@ class FakeKubeAPI:
         self.requests.append(raw_path)
         if authorization != f"Bearer {self.token}":
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
-        if method != "GET":
-            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server only serves GET, not {method}"))
+        if method not in ("GET", "DELETE"):
+            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server only serves GET and DELETE, not {method}"))
         url = urlsplit(raw_path)
         path = unquote(url.path)
         pod = POD_SUBRESOURCE.match(path)
@@ -356,10 +360,15 @@ class FakeKubeAPI:
         if proxied:
             return self._proxy(proxied["namespace"], proxied["name"], "pod" if pod else "service")
         collection = COLLECTION.match(path)
-        if collection:
-            return self._list(path, collection["plural"], parse_qs(url.query))
+        if collection and method == "GET":
+            return self._list(collection, parse_qs(url.query))
         obj = self.get(path)
         if obj is not None:
+            if method == "DELETE":
+                # A Service's Endpoints stay: Kubernetes' endpoints controller deletes them, but not
+                # when it misses the event (pkg/controller/endpoint/endpoints_controller.go, syncService).
+                self.delete(path)
+                return Response.json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
             return Response.json(200, obj)
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None

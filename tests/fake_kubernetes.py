@@ -10,8 +10,9 @@ the CRDs Linkerd needs (tests/fake_crds.py).
 
 What the cluster itself produces is served to the program's live reads by a fake API server
 (`serve`): the gateway Service with its load balancer address and the remote-access token
-Secret once the `linkerd-multicluster` release exists, and the mirrored services that Linkerd's
-service-mirror controller would have created (`mirrors_in`).
+Secret once the `linkerd-multicluster` release exists, and what the multicluster chart and
+Linkerd's service-mirror controllers make for each Link (tests/fake_service_mirror.py). It
+persists across runs of the program on the same fakes, deletions included.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Iterator
 import pulumi
 import yaml
 
-from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, mirror_name
+from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
 from tests import fake_crds
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, core_path
+from tests.fake_service_mirror import mirror_link, render_probe_services
 from tests.harness import unwrap
 
 
@@ -39,8 +41,10 @@ class FakeCluster:
     endpoint: str
     gateway_ip: str
     remote_access_token: str
-    # (kind, namespace, name) -> the object's inputs, for everything that exists in this cluster.
+    # (kind, namespace, name) -> the object's inputs, for everything the program created here.
     objects: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    # API path -> object, for what the cluster's charts and controllers made (see `serve`).
+    produced: dict[str, dict] = field(default_factory=dict)
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
@@ -150,30 +154,6 @@ class FakeKubernetes:
         for name, versions in rendered.items():
             cluster.objects[(fake_crds.CRD, "", name)] = {"metadata": {"name": name, **fake_crds.helm_ownership(release, namespace)}, "versions": list(versions)}
 
-    @contextmanager
-    def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
-        """A fake API server holding what `cluster` has produced by now."""
-        with FakeKubeAPI(cluster.name) as api:
-            if cluster.has_gateway():
-                api.put(
-                    core_path(MULTICLUSTER_NAMESPACE, "services", GATEWAY_SERVICE),
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Service",
-                        "metadata": {"name": GATEWAY_SERVICE, "namespace": MULTICLUSTER_NAMESPACE},
-                        "spec": {"type": "LoadBalancer", "ports": [{"name": "mc-gateway", "port": 4143}, {"name": "mc-probe", "port": 4191}]},
-                        "status": {"loadBalancer": {"ingress": [{"ip": cluster.gateway_ip, "ipMode": "VIP"}]}},
-                    },
-                )
-            if "linkerd-multicluster" in cluster.releases():
-                # The chart creates the Secret empty; Kubernetes' token controller fills it later.
-                late = cluster.short in self.token_missing_in
-                api.put_secret(MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, {} if late else {"token": cluster.remote_access_token}, type="kubernetes.io/service-account-token")
-            for (namespace, name), mirror in self.mirrors_in(cluster).items():
-                api.put_service(namespace, name, cluster_ip=mirror["clusterIP"], ports=(("http", 80),))
-                api.put_endpoints(namespace, name, mirror["endpoints"], port=4143)
-            yield api
-
     @staticmethod
     def remote_discovery_clusters(cluster: FakeCluster) -> dict[str, str]:
         """What the destination controller makes of each remote-discovery credentials Secret (in
@@ -190,33 +170,74 @@ class FakeKubernetes:
             loaded[target] = f'missing "{missing[0]}" annotation' if missing else "loaded"
         return loaded
 
-    def mirrors_in(self, source: FakeCluster) -> dict[tuple[str, str], dict]:
-        """What Linkerd's service-mirror controller would have created in `source`.
+    def delete(self, type_: str, state: dict, provider: str) -> None:
+        """The provider deletes the object it created (a Helm release: uninstalls it)."""
+        cluster = self.cluster_for(provider)
+        if type_ == "kubernetes:helm.sh/v3:Release":
+            cluster.objects.pop(("Release", state.get("namespace") or "default", state["name"]))
+            return
+        metadata = unwrap(state.get("metadata") or {})
+        kind = type_.split(":")[-1]
+        cluster.objects.pop((kind, metadata.get("namespace", "" if kind == "Namespace" else "default"), metadata["name"]))
 
-        A mirror `<service>-<target>` exists when: a Link `<target>` in `source` points at the
-        target's real, reachable gateway address; its credentials Secret carries the target's
-        remote-access token; the target has the service labelled exported=true; and the
-        namespace exists in `source`. Its endpoints are the target gateway's address.
-        """
-        mirrors = {}
-        for (kind, namespace, _), link in source.objects.items():
-            if kind != "Link":
-                continue
-            spec = unwrap(link["spec"])
-            target = self.cluster_named(spec["targetClusterName"])
-            credentials = source.objects.get(("Secret", namespace, spec["clusterCredentialsSecret"]))
-            if spec["gatewayAddress"] != target.gateway_ip or target.short in self.unreachable_gateways or credentials is None:
-                continue
-            kubeconfig = yaml.safe_load(base64.b64decode(unwrap(credentials["data"])["kubeconfig"]))
-            if kubeconfig["users"][0]["user"]["token"] != target.remote_access_token:
-                continue  # the controller would get Unauthorized from the target
-            for (target_kind, service_namespace, service), obj in target.objects.items():
-                labels = unwrap(obj.get("metadata") or {}).get("labels") or {}
-                exported = target_kind in ("Service", "ServicePatch") and labels.get(EXPORTED_LABEL) == "true"
-                if exported and ("Namespace", "", service_namespace) in source.objects:
-                    mirrors[(service_namespace, mirror_name(service, spec["targetClusterName"]))] = {
-                        "clusterIP": f"10.245.0.{len(mirrors) + 100}",
-                        "endpoints": [target.gateway_ip],
-                    }
-        return mirrors
+    @contextmanager
+    def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
+        """A fake API server holding what `cluster` has produced by now; what is deleted through
+        it stays deleted."""
+        with FakeKubeAPI(cluster.name) as api:
+            api.objects.update(cluster.produced)
+            self._produce(cluster, api)
+            try:
+                yield api
+            finally:
+                cluster.produced = dict(api.objects)
 
+    def produced(self, cluster: FakeCluster) -> dict[str, dict]:
+        """Everything `cluster`'s charts and controllers have made by now, by API path."""
+        with self.serve(cluster) as api:
+            return dict(api.objects)
+
+    def _produce(self, cluster: FakeCluster, api: FakeKubeAPI) -> None:
+        gateway_path = core_path(MULTICLUSTER_NAMESPACE, "services", GATEWAY_SERVICE)
+        api.delete(gateway_path)  # Helm removes it once the gateway is disabled
+        if cluster.has_gateway():
+            api.put(
+                gateway_path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": GATEWAY_SERVICE, "namespace": MULTICLUSTER_NAMESPACE},
+                    "spec": {"type": "LoadBalancer", "ports": [{"name": "mc-gateway", "port": 4143}, {"name": "mc-probe", "port": 4191}]},
+                    "status": {"loadBalancer": {"ingress": [{"ip": cluster.gateway_ip, "ipMode": "VIP"}]}},
+                },
+            )
+        multicluster = cluster.releases().get("linkerd-multicluster")
+        if not multicluster:
+            return
+        # The chart creates the Secret empty; Kubernetes' token controller fills it later.
+        late = cluster.short in self.token_missing_in
+        api.put_secret(MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, {} if late else {"token": cluster.remote_access_token}, type="kubernetes.io/service-account-token")
+        # The chart runs one controller per `controllers` entry, for the Link of that name.
+        controllers = [controller["link"]["ref"]["name"] for controller in unwrap(multicluster.get("values") or {}).get("controllers") or []]
+        render_probe_services(api, controllers)
+        for (kind, namespace, name), link in cluster.objects.items():
+            if kind == "Link" and name in controllers:
+                self._run_service_mirror(cluster, unwrap(link["spec"]), namespace, api)
+
+    def _run_service_mirror(self, source: FakeCluster, spec: dict, namespace: str, api: FakeKubeAPI) -> None:
+        """The controller of one Link in `source`: it mirrors what the target exports, through the
+        target's gateway, if its credentials Secret carries the target's remote-access token."""
+        target = self.cluster_named(spec["targetClusterName"])
+        credentials = source.objects.get(("Secret", namespace, spec["clusterCredentialsSecret"]))
+        if credentials is None:
+            return
+        kubeconfig = yaml.safe_load(base64.b64decode(unwrap(credentials["data"])["kubeconfig"]))
+        if kubeconfig["users"][0]["user"]["token"] != target.remote_access_token:
+            return  # the controller would get Unauthorized from the target
+        exported = {}
+        for (target_kind, service_namespace, service), obj in target.objects.items():
+            labels = unwrap(obj.get("metadata") or {}).get("labels") or {}
+            if target_kind in ("Service", "ServicePatch") and labels.get(EXPORTED_LABEL) == "true":
+                exported[(service_namespace, service)] = labels
+        reachable = spec["gatewayAddress"] == target.gateway_ip and target.short not in self.unreachable_gateways
+        mirror_link(api, target.short, spec["gatewayAddress"], reachable, exported, lambda ns: ("Namespace", "", ns) in source.objects)

@@ -4,6 +4,8 @@ The stock MockMonitor keeps only each resource's state; the engine also sees dep
 the provider, the parent and options such as ignoreChanges, and it marks
 `additionalSecretOutputs` (and outputs whose same-named input was secret) as secret. This
 monitor does the same, so tests can assert ordering and secrecy the way a real run would have.
+A run can also start from the state an earlier run left (`run(..., prior=...)`): then, as the
+engine does, it diffs what exists, and deletes what the program no longer registers.
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ class Registration:
     property_dependencies: dict[str, list[str]]
     ignore_changes: list[str]
     replacement_trigger: Any
+    id: str = ""
+    # What the engine did with it: create, same, update or replace (see `run`'s `prior`).
+    step: str = "create"
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    def __init__(self, fakes: mocks.Mocks):
+    def __init__(self, fakes: mocks.Mocks, prior: Optional["RecordingMonitor"] = None):
         super().__init__(fakes)
         self.registrations: dict[str, Registration] = {}
+        # The state an earlier run left: what the engine diffs against, and deletes what is gone.
+        self.prior = prior.registrations if prior else {}
 
     def _record(self, request, urn: str, inputs: dict, state: dict) -> dict:
         secret = set(request.additionalSecretOutputs) | {key for key, value in inputs.items() if rpc.is_rpc_secret(value)}
@@ -78,8 +85,13 @@ class RecordingMonitor(mocks.MockMonitor):
             resource_id=request.importId,
             custom=request.custom or False,
         )
-        id_, state = self.mocks.new_resource(args)
+        old = self.prior.get(urn)
+        if old is not None and args.custom:
+            id_, state, step = self.mocks.existing_resource(args, old)
+        else:
+            (id_, state), step = self.mocks.new_resource(args), "create" if old is None else "same"
         state = self._record(request, urn, inputs, state)
+        self.registrations[urn].id, self.registrations[urn].step = id_, step
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         obj = _sync_await(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
@@ -154,20 +166,65 @@ def _finish_pending_work() -> None:
             task.exception()
 
 
+def deletion_order(state: dict[str, Registration], gone: set[str]) -> list[str]:
+    """The engine deletes dependents first: a resource goes before its dependencies, its parent
+    and its provider, and depending on a component means depending on its children
+    (pkg/resource/graph/dependency_graph.go, DependenciesOf). Ties go in registration order."""
+    children: dict[str, list[str]] = {}
+    for urn, registration in state.items():
+        children.setdefault(registration.parent, []).append(urn)
+
+    def expand(urn: str) -> set[str]:
+        found, todo = set(), [urn]
+        while todo:
+            current = todo.pop()
+            found.add(current)
+            todo.extend(children.get(current, []))
+        return found
+
+    needs: dict[str, set[str]] = {}
+    for urn in gone:
+        registration = state[urn]
+        direct = registration.dependencies + [d for deps in registration.property_dependencies.values() for d in deps]
+        provider = registration.provider.rsplit("::", 1)[0]
+        needs[urn] = ({d for dep in direct for d in expand(dep)} | {registration.parent, provider}) & gone - {urn}
+    order: list[str] = []
+    remaining = [urn for urn in state if urn in gone]
+    while remaining:
+        # Deletable once nothing still to be deleted needs it.
+        ready = next(urn for urn in remaining if not any(urn in needs[other] for other in remaining if other != urn))
+        order.append(ready)
+        remaining.remove(ready)
+    return order
+
+
 @dataclass
 class Run:
     monitor: RecordingMonitor
     outputs: dict[str, Any]
     secret_outputs: set[str]
+    deleted: list[str]  # URNs of the earlier run's resources that this one deleted, in order
 
 
-def run(fakes: mocks.Mocks, program: Callable[[], Any], config: Optional[dict[str, str]] = None, stack: str = "test", preview: bool = False) -> Run:
-    """Run `program` under `fakes` with a fresh stack; returns what was registered and exported."""
+def run(
+    fakes: mocks.Mocks,
+    program: Callable[[], Any],
+    config: Optional[dict[str, str]] = None,
+    stack: str = "test",
+    preview: bool = False,
+    prior: Optional[Run] = None,
+) -> Run:
+    """Run `program` under `fakes`; returns what was registered and exported.
+
+    Without `prior`, on a fresh stack. With it, as an update of the stack `prior` left: each
+    resource it has is diffed by `fakes.existing_resource`, and once the program is done (not in
+    a preview) what the program no longer registers is deleted by `fakes.delete_resource`.
+    """
     # Outputs of an earlier run that failed must not be awaited (and re-raised) by this one.
     SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config(config or {}, [])
     ROOT.set(None)
-    monitor = RecordingMonitor(fakes)
+    monitor = RecordingMonitor(fakes, prior.monitor if prior else None)
     mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     try:
         _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
@@ -181,7 +238,10 @@ def run(fakes: mocks.Mocks, program: Callable[[], Any], config: Optional[dict[st
         outputs[name] = _sync_await(output.future())
         if _sync_await(output.is_secret()):
             secret.add(name)
-    return Run(monitor=monitor, outputs=outputs, secret_outputs=secret)
+    deleted = deletion_order(monitor.prior, set(monitor.prior) - set(monitor.registrations)) if not preview else []
+    for urn in deleted:
+        fakes.delete_resource(monitor.prior[urn])
+    return Run(monitor=monitor, outputs=outputs, secret_outputs=secret, deleted=deleted)
 
 
 def run_main(fakes: mocks.Mocks, stack: str = "west-east", config: Optional[dict[str, str]] = None, replace_config: bool = False, **kwargs) -> Run:

@@ -329,6 +329,7 @@ def test_link_component_alone():
                 target_token=pulumi.Output.secret("far-token"),
                 target_gateway_address="198.51.100.9",
                 source_multicluster=source.provider,
+                source_kubeconfig=source.kubeconfig,
             ),
         )
 
