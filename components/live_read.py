@@ -66,7 +66,7 @@ def poll_until_ready(
 class LiveReadProvider(pulumi.dynamic.ResourceProvider):
     """Subclasses name their `outputs` and implement `read_live` and `timeout_message`.
 
-    Inputs always include `kubeconfig` (secret) and `timeoutSeconds`; a change of any other
+    Inputs always include `kubeconfig` (the exec form: no secret) and `timeoutSeconds`; a change of any other
     input means the object may have changed, so it is read again (a replacement).
     """
 
@@ -110,8 +110,8 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
 
 def live_read_inputs(kubeconfig: pulumi.Input[str], timeout_seconds: int, object_id: str, **inputs: Any) -> dict:
     """The inputs of a live read: what to read, from where, for how long; outputs start as None."""
-    return {"kubeconfig": pulumi.Output.secret(kubeconfig), "timeoutSeconds": timeout_seconds, "objectId": object_id, **inputs}
+    return {"kubeconfig": kubeconfig, "timeoutSeconds": timeout_seconds, "objectId": object_id, **inputs}
 
 
 def live_read_options(opts: Optional[pulumi.ResourceOptions], *secret_outputs: str) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig", *secret_outputs]))
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=list(secret_outputs)))

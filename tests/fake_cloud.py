@@ -7,17 +7,20 @@ the program does goes unfaked.
 from __future__ import annotations
 
 import base64
+from contextlib import ExitStack
 
 import dill
 import pulumi
+import yaml
 from pulumi.runtime import mocks
 
+from tests.fake_account import DO_TOKEN
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import unwrap
 
-DO_TOKEN = "dop_v1_fake_account_token_for_tests"
+__all__ = ["DO_TOKEN", "FakeCloud"]
 
 
 class FakeCloud(mocks.Mocks):
@@ -28,8 +31,13 @@ class FakeCloud(mocks.Mocks):
         self.invokes: list[tuple[str, dict]] = []
         # (type, name) of everything the program asked for, components included.
         self.registered: list[tuple[str, str]] = []
-        # The outputs of each dynamic resource the engine created (previews create none).
+        # The outputs of each dynamic resource the engine created (previews create none), and
+        # of each it updated.
         self.dynamic_creates: list[dict] = []
+        self.dynamic_updates: list[dict] = []
+        # Dynamic resource name -> (id, stored state): a later run with these fakes is an update
+        # of the same stack, as the engine does it (Diff, then Update or Delete + Create).
+        self.dynamic_state: dict[str, tuple[str, dict]] = {}
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, args.args))
@@ -54,17 +62,44 @@ class FakeCloud(mocks.Mocks):
         if type_.startswith("kubernetes:"):
             return self.kubernetes.create(type_, args.name, inputs, args.provider)
         if type_ == "pulumi-python:dynamic:Resource":
-            return self.dynamic_resource(inputs)
+            return self.dynamic_resource(args.name, inputs)
         raise NotImplementedError(f"no fake for resource type {type_}")
 
-    def dynamic_resource(self, inputs: dict) -> tuple[str, dict]:
-        """Runs the program's own dynamic provider, as the engine would, against a fake API
-        server that serves what the simulated cluster holds (its endpoint "resolves" there)."""
+    def dynamic_resource(self, name: str, inputs: dict) -> tuple[str, dict]:
+        """Runs the program's own dynamic provider, as the engine would, against fake API servers
+        that serve what the simulated clusters hold (each cluster's endpoint "resolves" there)."""
         provider = dill.loads(base64.b64decode(unwrap(inputs["__provider"])))
-        props = {key: unwrap(value) for key, value in inputs.items() if key != "__provider"}
-        cluster = self.kubernetes.cluster_for_kubeconfig(props["kubeconfig"])
-        with self.kubernetes.serve(cluster) as api:
-            result = provider.create({**props, "kubeconfig": api.kubeconfig()})
-        self.dynamic_creates.append(result.outs)
+        news = {key: unwrap(value) for key, value in inputs.items() if key != "__provider"}
+        old = self.dynamic_state.get(name)
+        with ExitStack() as stack:
+            served = {key: self._served(stack, value) for key, value in news.items() if key.lower().endswith("kubeconfig")}
+            local = {**news, **served}
+            if old is None:
+                result = provider.create(local)
+                id_, outs = result.id, result.outs
+                self.dynamic_creates.append(outs)
+            else:
+                id_, olds = old
+                diff = provider.diff(id_, {**olds, **served}, local)
+                if not diff.changes:
+                    return id_, olds | {"__provider": inputs["__provider"]}
+                if diff.replaces:
+                    provider.delete(id_, {**olds, **served})
+                    result = provider.create(local)
+                    id_, outs = result.id, result.outs
+                    self.dynamic_creates.append(outs)
+                else:
+                    outs = provider.update(id_, {**olds, **served}, local).outs
+                    self.dynamic_updates.append(outs)
         # The engine stores the provider's outputs (and the pickled provider), nothing else.
-        return result.id, {**result.outs, "kubeconfig": props["kubeconfig"], "__provider": inputs["__provider"]}
+        state = {**outs, **{key: news[key] for key in served}}
+        self.dynamic_state[name] = (id_, state)
+        return id_, {**state, "__provider": inputs["__provider"]}
+
+    def _served(self, stack: ExitStack, kubeconfig_text: str) -> str:
+        """The kubeconfig with its server moved to a fake API server of that cluster; its exec
+        plugin (the fake doctl) still provides the credentials."""
+        api = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig_text)))
+        kubeconfig = yaml.safe_load(kubeconfig_text)
+        kubeconfig["clusters"][0]["cluster"] = {"server": api.url}
+        return yaml.safe_dump(kubeconfig)

@@ -2,7 +2,9 @@
 
 It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), answers
 404 with a `Status` object for anything missing, requires the bearer token of the kubeconfig it
-hands out, and answers Prometheus instant queries on the API server's service-proxy path to
+hands out (or the one it is given: a cluster's exec-credential token), takes creates, replaces,
+deletes and merge patches of single objects as the API server does (409 on a create of an existing
+object, 404 on the others of a missing one) and logs them in `writes`, and answers Prometheus instant queries on the API server's service-proxy path to
 linkerd-viz's Prometheus. Objects may be changed while a client polls (for wait loops).
 
     with FakeKubeAPI() as api:
@@ -50,14 +52,29 @@ def status(code: int, reason: str, message: str, details: Optional[dict] = None)
     return body
 
 
+def _merged(base: dict, patch: dict) -> dict:
+    """A JSON merge patch (RFC 7386): maps merge, null removes, anything else replaces."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class FakeKubeAPI:
     """One fake cluster's API server on 127.0.0.1 and a random free port; use as a context manager."""
 
-    def __init__(self, name: str = "fake"):
+    def __init__(self, name: str = "fake", token: Optional[str] = None):
         self.name = name
-        self.token = secrets.token_hex(16)
+        self.token = token or secrets.token_hex(16)
         self.objects: dict[str, dict] = {}
         self.requests: list[str] = []  # path and query of every request, authorized or not
+        # (method, object path, the object afterwards or None) of every accepted write, in order.
+        self.writes: list[tuple[str, str, Optional[dict]]] = []
         self.prometheus_up = True
         self._prometheus_results: list[tuple[str, list[dict]]] = []
         self._lock = threading.Lock()
@@ -243,14 +260,35 @@ class FakeKubeAPI:
 
     # HTTP.
 
-    def _respond(self, method: str, raw_path: str, authorization: Optional[str]) -> tuple[int, dict]:
+    def _write(self, method: str, path: str, body: Optional[dict]) -> tuple[int, dict]:
+        if method == "POST":
+            path = f"{path}/{(body or {}).get('metadata', {}).get('name', '')}"
+        named = NAMED_OBJECT.search(path)
+        if not named:
+            return 405, status(405, "MethodNotAllowed", f"the fake API server writes single objects only, not {method} {path}")
+        with self._lock:
+            existing = self.objects.get(path)
+            if method == "POST" and existing is not None:
+                return 409, status(409, "AlreadyExists", f'{named["plural"]} "{named["name"]}" already exists', {"name": named["name"], "kind": named["plural"]})
+            if method != "POST" and existing is None:
+                return 404, status(404, "NotFound", f'{named["plural"]} "{named["name"]}" not found', {"name": named["name"], "kind": named["plural"]})
+            if method == "DELETE":
+                del self.objects[path]
+                self.writes.append((method, path, None))
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            updated = _merged(existing, body or {}) if method == "PATCH" else dict(body or {})
+            self.objects[path] = updated
+            self.writes.append((method, path, updated))
+            return (201 if method == "POST" else 200), updated
+
+    def _respond(self, method: str, raw_path: str, authorization: Optional[str], body: Optional[dict] = None) -> tuple[int, dict]:
         self.requests.append(raw_path)
         if authorization != f"Bearer {self.token}":
             return 401, status(401, "Unauthorized", "Unauthorized")
-        if method != "GET":
-            return 405, status(405, "MethodNotAllowed", f"the fake API server only serves GET, not {method}")
         url = urlsplit(raw_path)
         path = unquote(url.path)
+        if method != "GET":
+            return self._write(method, path, body)
         if path == PROMETHEUS_QUERY_PATH:
             return self._prometheus(parse_qs(url.query).get("query", [""])[0])
         obj = self.get(path)
@@ -269,8 +307,8 @@ class FakeKubeAPI:
             disable_nagle_algorithm = True  # headers and body go out in two writes; don't wait for delayed ACKs
 
             def _serve(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
-                code, body = api._respond(self.command, self.path, self.headers.get("Authorization"))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
+                code, body = api._respond(self.command, self.path, self.headers.get("Authorization"), json.loads(raw) if raw else None)
                 payload = json.dumps(body).encode()
                 self.send_response(code, HTTPStatus(code).phrase)
                 self.send_header("Content-Type", "application/json")

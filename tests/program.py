@@ -3,18 +3,15 @@ queries over what the program registered."""
 
 from __future__ import annotations
 
-import pulumi
-
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import ClusterSpec
-from tests.fake_cloud import DO_TOKEN
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def lone_cluster(spec: ClusterSpec, token: str = DO_TOKEN) -> DoksCluster:
+def lone_cluster(spec: ClusterSpec) -> DoksCluster:
     """A DOKS cluster (and its provider) for a component test, on the fakes' default version."""
-    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33", digitalocean_token=pulumi.Output.secret(token)))
+    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version="1.33.5-do.0", version_prefix="1.33"))
 
 
 def provider_cluster(registration) -> str:

@@ -1,5 +1,5 @@
 """The DOKS cluster component alone: what DigitalOcean is asked for, and a Kubernetes provider
-whose access does not expire with the 7-day token of `kube_configs`."""
+whose kubeconfig holds no credential: doctl fetches one when the provider runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import yaml
 
 from components.cluster import resolve_kubernetes_version
 from components.config import ClusterSpec
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_account import ROTATED_DO_TOKEN
+from tests.fake_cloud import FakeCloud
 from tests.harness import run, unwrap
 from tests.program import lone_cluster
 from pulumi.runtime.rpc import is_rpc_secret
@@ -20,9 +21,9 @@ CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 PROVIDER = "pulumi:providers:kubernetes"
 
 
-def build(fakes: FakeCloud, token: str = DO_TOKEN, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
+def build(fakes: FakeCloud, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
     def program():
-        cluster = lone_cluster(spec, token)
+        cluster = lone_cluster(spec)
         pulumi.export("kubeconfig", cluster.kubeconfig)
         pulumi.export("endpoint", cluster.endpoint)
 
@@ -54,35 +55,42 @@ def test_auto_upgrade_owns_the_version(built):
     assert "version" in cluster.ignore_changes
 
 
-def test_provider_kubeconfig_uses_the_account_token_never_the_7_day_one(built):
+def test_provider_kubeconfig_runs_doctl_for_this_cluster_and_holds_no_credential(built):
     fakes, result = built
     (cluster,) = result.monitor.of_type(CLUSTER)
     (provider,) = result.monitor.of_type(PROVIDER)
-    assert is_rpc_secret(provider.inputs["kubeconfig"])
     kubeconfig = yaml.safe_load(unwrap(provider.inputs["kubeconfig"]))
     state = unwrap(cluster.state)
-    short_lived = state["kubeConfigs"][0]["token"]
-    assert short_lived not in unwrap(provider.inputs["kubeconfig"])
-    assert kubeconfig["users"][0]["user"] == {"token": DO_TOKEN}
+    # DigitalOcean's exec form, as `doctl kubernetes cluster kubeconfig save` writes it.
+    assert kubeconfig["users"][0]["user"] == {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "doctl",
+            "args": ["kubernetes", "cluster", "kubeconfig", "exec-credential", "--version=v1beta1", fakes.digitalocean.clusters[state["endpoint"]]["id"]],
+            "interactiveMode": "Never",
+        }
+    }
     server = kubeconfig["clusters"][0]["cluster"]
     assert server["server"] == state["endpoint"]
     ca = base64.b64decode(server["certificate-authority-data"]).decode()
     assert ca == fakes.digitalocean.clusters[state["endpoint"]]["ca"]
+    assert state["kubeConfigs"][0]["token"] not in unwrap(provider.inputs["kubeconfig"])
 
 
-def test_kube_configs_and_kubeconfig_output_are_secret(built):
+def test_kube_configs_stay_secret_and_the_kubeconfig_needs_not(built):
     _, result = built
     (cluster,) = result.monitor.of_type(CLUSTER)
+    (provider,) = result.monitor.of_type(PROVIDER)
     assert is_rpc_secret(cluster.state["kubeConfigs"])
-    assert "kubeconfig" in result.secret_outputs and "endpoint" not in result.secret_outputs
+    assert not is_rpc_secret(provider.inputs["kubeconfig"])
+    assert "kubeconfig" not in result.secret_outputs
 
 
-def test_new_credentials_update_the_provider_instead_of_replacing_it():
-    first = build(FakeCloud(), token="dop_v1_first").monitor.of_type(PROVIDER)[0]
-    second = build(FakeCloud(), token="dop_v1_rotated").monitor.of_type(PROVIDER)[0]
-    assert unwrap(first.inputs["kubeconfig"]) != unwrap(second.inputs["kubeconfig"])
-    # The engine replaces a provider (and every resource it manages) only when this changes.
-    assert first.inputs["clusterIdentifier"] == second.inputs["clusterIdentifier"] == "doks-west"
+def test_a_new_digitalocean_token_changes_nothing_in_the_provider(built, monkeypatch):
+    _, first = built
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", ROTATED_DO_TOKEN)
+    second = build(FakeCloud())
+    assert first.monitor.of_type(PROVIDER)[0].inputs == second.monitor.of_type(PROVIDER)[0].inputs
 
 
 def test_provider_is_a_child_of_the_cluster_component(built):
