@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_kubernetes as kubernetes
+
 from components.config import ClusterSpec
 from components.kubeconfigs import exec_kubeconfig
 

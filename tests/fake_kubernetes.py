@@ -30,7 +30,7 @@ from components.kube_client import CredentialPluginError, exec_credential_token
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests.fake_account import cluster_token
 from tests.fake_digitalocean import FakeDigitalOcean
-from tests.fake_kube_api import FakeKubeAPI, apps_path, core_path
+from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import unwrap
 
 # The chart's defaults (linkerd-multicluster values.yaml): one shared account unless told otherwise.

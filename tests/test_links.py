@@ -12,7 +12,6 @@ import jsonschema
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.rpc import is_rpc_secret
 
 from components.config import ClusterSpec
 from components.link import ClusterLink, LinkArgs
@@ -29,7 +28,6 @@ TOKEN: dict[str, str] = {}
 # The openAPIV3Schema of Linkerd's Link CRD, version v1alpha3 (descriptions removed).
 LINK_SCHEMA = json.loads((Path(__file__).parent / "data" / "link_v1alpha3_schema.json").read_text())
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
-SECRET = "kubernetes:core/v1:Secret"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
