@@ -7,17 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
 from components.kube_client import CredentialPluginError, api_client
+from components.link_credentials import LinkCredentialsProvider
 from components.kubeconfigs import exec_kubeconfig
 from kubernetes import client as kube_api
 from tests.fake_account import DO_TOKEN, ROTATED_DO_TOKEN, cluster_token
 from tests.fake_cloud import FakeCloud
-from tests.fake_kube_api import FakeKubeAPI
+from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, stack_config, unwrap
 from pulumi.runtime import rpc
 
@@ -213,3 +215,69 @@ def test_a_failing_exec_plugin_is_a_clear_error_naming_the_cluster(monkeypatch, 
         api_client(exec_kubeconfig("east", "c-1", "http://127.0.0.1:9", "Y2E="))
     assert str(raised.value).startswith("cluster 'east': ")
     assert "dop_v1_of_another_account" not in str(raised.value) and DO_TOKEN not in str(raised.value)
+
+
+def credentials_props(source: FakeKubeAPI, target: FakeKubeAPI, endpoint: str = "https://east.example", timeout: float = 1) -> dict:
+    return {
+        "source": "west",
+        "target": "east",
+        "sourceKubeconfig": source.kubeconfig(),
+        "targetKubeconfig": target.kubeconfig(),
+        "targetEndpoint": endpoint,
+        "targetCaCertificate": base64.b64encode(b"east-ca").decode(),
+        "tokenSecret": "linkerd-service-mirror-remote-access-west-token",
+        "timeoutSeconds": timeout,
+        "remoteDiscoveryAnnotations": {},
+        "fingerprint": None,
+    }
+
+
+def test_link_credentials_wait_for_the_token_controller():
+    with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
+        # The chart creates the Secret empty; Kubernetes' token controller fills it in later.
+        east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {})
+        timer = threading.Timer(0.3, lambda: east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {"token": "filled-later"}))
+        timer.start()
+        try:
+            created = LinkCredentialsProvider().create(credentials_props(west, east, timeout=5))
+        finally:
+            timer.cancel()
+        written = west.get(core_path("linkerd-multicluster", "secrets", "cluster-credentials-east"))
+    kubeconfig = base64.b64decode(written["data"]["kubeconfig"]).decode()
+    assert yaml.safe_load(kubeconfig)["users"][0]["user"] == {"token": "filled-later"}
+    assert "filled-later" not in json.dumps(created.outs)
+
+
+def test_new_credentials_are_rewritten_where_each_controller_notices_and_delete_removes_them():
+    provider = LinkCredentialsProvider()
+    with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
+        east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {"token": "t1"})
+        west.put_deployment("linkerd-multicluster", "controller-east")
+        olds = provider.create(credentials_props(west, east, "https://east-1.example")).outs
+        first = list(west.writes)
+        assert [(method, path.rsplit("/", 3)[-3]) for method, path, _ in first] == [("POST", "linkerd-multicluster"), ("POST", "linkerd")]
+        # The target moved (a new endpoint): an update, no replacement, and every copy follows.
+        news = credentials_props(west, east, "https://east-2.example")
+        diff = provider.diff("id", olds, news)
+        assert diff.changes and not diff.replaces
+        updated = provider.update("id", olds, news).outs
+        assert updated["fingerprint"] != olds["fingerprint"]
+        rewrites = [(method, path.rsplit("/", 3)[-3], path.rsplit("/", 1)[-1]) for method, path, _ in west.writes[len(first):]]
+        assert rewrites == [
+            ("PUT", "linkerd-multicluster", "cluster-credentials-east"),
+            # The service mirror reloads credentials only when it starts (link_handlers.go).
+            ("PATCH", "linkerd-multicluster", "controller-east"),
+            # The destination controller has no update handler (cluster_store.go): delete, then add.
+            ("DELETE", "linkerd", "cluster-credentials-east"),
+            ("POST", "linkerd", "cluster-credentials-east"),
+        ]
+        # Nothing changed since: a diff finds nothing to do.
+        assert not provider.diff("id", updated, news).changes
+        provider.delete("id", updated)
+        assert not [path for path in west.objects if "cluster-credentials" in path]
+
+
+def test_without_doctl_the_run_stops_at_the_first_cluster_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(Exception, match=r"cluster '(west|east)': the kubeconfig runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 [-0-9a-f]+` for credentials, but 'doctl' is not on PATH"):
+        run_main(FakeCloud())

@@ -15,7 +15,6 @@ import yaml
 
 from components.config import ClusterSpec
 from components.link import ClusterLink, LinkArgs
-from components.link_credentials import LinkCredentialsProvider
 from components.live_read import WaitTimedOut
 from components.mirror import MirroredServiceProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
@@ -302,36 +301,6 @@ class TestMirroredServiceProvider:
             api.delete(core_path("emojivoto", "services", "web-svc-east"))
             # Gone: the next `pulumi up` creates (waits for) it again.
             assert provider.read("emojivoto/web-svc-east", mirror_props(api)).id is None
-
-
-def credentials_props(source: FakeKubeAPI, target: FakeKubeAPI, timeout: float = 5) -> dict:
-    return {
-        "source": "west",
-        "target": "east",
-        "sourceKubeconfig": source.kubeconfig(),
-        "targetKubeconfig": target.kubeconfig(),
-        "targetEndpoint": "https://east.example",
-        "targetCaCertificate": base64.b64encode(b"east-ca").decode(),
-        "tokenSecret": "linkerd-service-mirror-remote-access-west-token",
-        "timeoutSeconds": timeout,
-        "remoteDiscoveryAnnotations": {},
-        "fingerprint": None,
-    }
-
-
-def test_link_credentials_wait_for_the_token_controller():
-    with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
-        east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {})
-        timer = threading.Timer(0.3, lambda: east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {"token": "filled-later"}))
-        timer.start()
-        try:
-            created = LinkCredentialsProvider().create(credentials_props(west, east))
-        finally:
-            timer.cancel()
-        written = west.get(core_path("linkerd-multicluster", "secrets", "cluster-credentials-east"))
-    kubeconfig = base64.b64decode(written["data"]["kubeconfig"]).decode()
-    assert yaml.safe_load(kubeconfig)["users"][0]["user"] == {"token": "filled-later"}
-    assert "filled-later" not in json.dumps(created.outs)
 
 
 def test_link_component_alone():
