@@ -261,6 +261,8 @@ class FakeKubeAPI:
     # HTTP.
 
     def _write(self, method: str, path: str, body: Optional[dict]) -> tuple[int, dict]:
+        # The API server's answers (Kubernetes API conventions, "Response status kind"): 409
+        # AlreadyExists for a create of an existing name, 404 NotFound for a missing object.
         if method == "POST":
             path = f"{path}/{(body or {}).get('metadata', {}).get('name', '')}"
         named = NAMED_OBJECT.search(path)

@@ -81,7 +81,9 @@ class FakeCluster:
 
     def accepts(self, token: str) -> bool:
         """A service-account token works while its account exists: the token controller deletes
-        the token Secret of a deleted account, and the API server rejects its tokens."""
+        the token Secret of a deleted account (kubernetes pkg/controller/serviceaccount/
+        tokens_controller.go) and the API server checks both before it accepts a legacy token
+        (pkg/serviceaccount/legacy.go, --service-account-lookup, on by default)."""
         return token in {self.remote_access_token(account) for account in self.remote_access_accounts()}
 
     def credentials_secret(self, name: str) -> Optional[str]:
@@ -144,8 +146,8 @@ class FakeKubernetes:
             raise AssertionError(f"resource uses no registered kubernetes provider ({provider_ref!r}): it would land in the ambient cluster")
         kubeconfig = unwrap(inputs["kubeconfig"])
         cluster = self.cluster_for_kubeconfig(kubeconfig)
-        # client-go runs the exec plugin with the provider's environment and sends its token
-        # (cached until it expires, as client-go's exec authenticator does).
+        # client-go runs the exec plugin with the provider's environment and sends its token,
+        # cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
         try:
             token = exec_credential_token(cluster.short, yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"])
         except CredentialPluginError as error:
@@ -192,7 +194,8 @@ class FakeKubernetes:
     @staticmethod
     def _link_changed(cluster: FakeCluster, old: Optional[dict], new: dict) -> None:
         """The service mirror loads a Link's credentials when the Link is added or its spec
-        changes, and ignores any other update (multicluster/service-mirror/link_handlers.go)."""
+        changes, and ignores any other update (multicluster/service-mirror/link_handlers.go).
+        Stricter than upstream: credentials missing at that moment are never retried here."""
         spec = unwrap(new["spec"])
         if old is None or unwrap(old["spec"]) != spec:
             cluster.mirror_credentials[spec["targetClusterName"]] = cluster.credentials_secret(spec["clusterCredentialsSecret"])

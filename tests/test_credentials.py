@@ -102,15 +102,18 @@ def test_the_stack_config_holds_no_token():
 
 
 def masked(result) -> dict[str, str]:
-    """URN -> inputs, with PEM blocks masked: the fake mints fresh (randomly signed) certificates."""
-    return {urn: PEM.sub("<PEM>", json.dumps(unwrap(r.inputs), sort_keys=True)) for urn, r in result.monitor.registrations.items()}
+    """URN -> inputs, with PEM blocks masked (the fake mints fresh, randomly signed certificates)
+    and values unknown in a preview shown as such."""
+    return {urn: PEM.sub("<PEM>", json.dumps(unwrap(r.inputs), sort_keys=True, default=lambda _: "<unknown>")) for urn, r in result.monitor.registrations.items()}
 
 
 def test_rotating_the_digitalocean_token_changes_no_recorded_input(seed, monkeypatch):
     _, before = seed
+    preview_before = run_main(FakeCloud(), preview=True)
     monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", ROTATED_DO_TOKEN)
-    after = run_main(FakeCloud())
-    assert masked(before) == masked(after)
+    assert masked(before) == masked(run_main(FakeCloud()))
+    # Nor in a preview: no value that was known becomes unknown.
+    assert masked(preview_before) == masked(run_main(FakeCloud(), preview=True))
 
 
 def test_rotating_the_digitalocean_token_updates_nothing_on_the_next_up(monkeypatch):
