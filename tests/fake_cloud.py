@@ -38,6 +38,10 @@ class FakeCloud(mocks.Mocks):
         # Dynamic resource name -> (id, stored state): a later run with these fakes is an update
         # of the same stack, as the engine does it (Diff, then Update or Delete + Create).
         self.dynamic_state: dict[str, tuple[str, dict]] = {}
+        # Names of the existing resources a preview showed as changing.
+        self.preview_changes: list[str] = []
+        # (type, name) -> (id, inputs, outputs) of every resource created, for later previews.
+        self.kept: dict[tuple[str, str], tuple[str, dict, dict]] = {}
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, args.args))
@@ -51,8 +55,26 @@ class FakeCloud(mocks.Mocks):
         if args.custom is False:
             return "", {}  # a component: the engine keeps no provider state for it
         if pulumi.runtime.is_dry_run():
-            # A preview: nothing is created, so every computed output is unknown.
-            return "", inputs
+            return self.preview(args)
+        id_, state = self.create(args)
+        self.kept[(type_, args.name)] = (id_, unwrap(inputs), state)
+        return id_, state
+
+    def preview(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        """Nothing is created in a preview. A resource these fakes created in an earlier run
+        keeps its outputs when its inputs are the same; anything else shows its inputs, every
+        computed output unknown."""
+        if args.typ == "pulumi-python:dynamic:Resource" and args.name in self.dynamic_state:
+            return self.dynamic_resource(args.name, args.inputs, preview=True)
+        kept = self.kept.get((args.typ, args.name))
+        if kept is not None and kept[1] == unwrap(args.inputs):
+            return kept[0], kept[2]
+        if kept is not None:
+            self.preview_changes.append(args.name)
+        return "", args.inputs
+
+    def create(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        type_, inputs = args.typ, args.inputs
         if type_ == "pulumi:providers:kubernetes":
             return f"{args.name}-id", self.kubernetes.register_provider(args.name, inputs)
         if type_ == "digitalocean:index/kubernetesCluster:KubernetesCluster":
@@ -65,9 +87,13 @@ class FakeCloud(mocks.Mocks):
             return self.dynamic_resource(args.name, inputs)
         raise NotImplementedError(f"no fake for resource type {type_}")
 
-    def dynamic_resource(self, name: str, inputs: dict) -> tuple[str, dict]:
+    def dynamic_resource(self, name: str, inputs: dict, preview: bool = False) -> tuple[str, dict]:
         """Runs the program's own dynamic provider, as the engine would, against fake API servers
-        that serve what the simulated clusters hold (each cluster's endpoint "resolves" there)."""
+        that serve what the simulated clusters hold (each cluster's endpoint "resolves" there).
+
+        An existing resource is diffed first. A preview stops there and, for a provider without
+        preview support, shows a changing resource's new inputs as its outputs
+        (pkg/resource/deploy/step_generator.go)."""
         provider = dill.loads(base64.b64decode(unwrap(inputs["__provider"])))
         news = {key: unwrap(value) for key, value in inputs.items() if key != "__provider"}
         old = self.dynamic_state.get(name)
@@ -83,6 +109,9 @@ class FakeCloud(mocks.Mocks):
                 diff = provider.diff(id_, {**olds, **served}, local)
                 if not diff.changes:
                     return id_, olds | {"__provider": inputs["__provider"]}
+                if preview:
+                    self.preview_changes.append(name)
+                    return id_, inputs
                 if diff.replaces:
                     provider.delete(id_, {**olds, **served})
                     result = provider.create(local)

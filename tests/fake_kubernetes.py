@@ -222,8 +222,8 @@ class FakeKubernetes:
                 token = {} if late else {"token": cluster.remote_access_token(account)}
                 api.put_secret(MULTICLUSTER_NAMESPACE, f"{account}-token", token, type="kubernetes.io/service-account-token")
             for (kind, namespace, name), obj in cluster.objects.items():
-                if kind == "Secret" and "kind" in obj:  # written through the API
-                    api.put(core_path(namespace, "secrets", name), obj)
+                if kind == "Secret":
+                    api.put(core_path(namespace, "secrets", name), unwrap(obj))
             for controller in cluster.multicluster_values().get("controllers") or []:
                 target = controller["link"]["ref"]["name"]
                 deployment = api.put_deployment(MULTICLUSTER_NAMESPACE, link_controller(target))

@@ -121,6 +121,8 @@ def test_rotating_the_digitalocean_token_updates_nothing_on_the_next_up(monkeypa
     run_main(fakes)
     monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", ROTATED_DO_TOKEN)
     created = len(fakes.dynamic_creates)
+    run_main(fakes, preview=True)
+    assert fakes.preview_changes == []
     run_main(fakes)
     # Every dynamic resource diffed as unchanged: nothing read, written or replaced again.
     assert (len(fakes.dynamic_creates), fakes.dynamic_updates) == (created, [])
@@ -172,7 +174,10 @@ def test_a_reissued_token_reaches_the_service_mirror_and_the_destination_control
     # East issues west's token anew (say its Secret was deleted and the chart re-created it).
     east.token_generation += 1
     assert fakes.kubernetes.mirrors_in(west) == {}, "the mirror should be using the old, now refused token"
-    run_main(fakes)  # no input changed: the credentials' diff has to notice by itself
+    # No input changed: the credentials' diff has to notice by itself, in a preview already.
+    run_main(fakes, preview=True)
+    assert fakes.preview_changes == ["west-to-east-credentials"]
+    run_main(fakes)
     new_token = east.remote_access_token(account("west"))
     assert held_token(west, "east") == new_token
     assert [outs["target"] for outs in fakes.dynamic_updates] == ["east"]
@@ -284,3 +289,20 @@ def test_without_doctl_the_run_stops_at_the_first_cluster_with_the_fix(monkeypat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(Exception, match=r"cluster '(west|east)': the kubeconfig runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 [-0-9a-f]+` for credentials, but 'doctl' is not on PATH"):
         run_main(FakeCloud())
+
+
+def test_the_official_client_alone_turns_a_failing_plugin_into_a_bare_401(monkeypatch):
+    """Why api_client runs the plugin itself: kubernetes' config loader only logs the failure
+    (config/kube_config.py, _load_from_exec_plugin) and sends the request without credentials."""
+    from kubernetes import config
+    from kubernetes.client.exceptions import ApiException
+
+    cluster_id = "6a1f0c9e-0000-4000-8000-000000000002"
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
+    with FakeKubeAPI("east", token=cluster_token(cluster_id)) as api:
+        official = config.new_client_from_config_dict(yaml.safe_load(exec_kubeconfig_for(api, cluster_id)), persist_config=False)
+        with pytest.raises(ApiException) as raised:
+            kube_api.CoreV1Api(official).read_namespaced_secret("probe", "linkerd-multicluster")
+        assert raised.value.status == 401
+        with pytest.raises(CredentialPluginError, match="DIGITALOCEAN_ACCESS_TOKEN is not set"):
+            api_client(exec_kubeconfig_for(api, cluster_id))
