@@ -1,7 +1,8 @@
 """A fake `doctl` for the tests: only `kubernetes cluster kubeconfig exec-credential`, as doctl
 behaves (commands/kubernetes.go, RunKubernetesKubeconfigExecCredential, at doctl v1.99.0).
 tests/conftest.py puts it first on PATH as `doctl`; it has no config file (`doctl auth init`),
-so the token comes from DIGITALOCEAN_ACCESS_TOKEN only."""
+so the token comes from DIGITALOCEAN_ACCESS_TOKEN only, and no credential cache (doctl keeps one
+per cluster until it expires): stricter, it checks the token on every call."""
 
 import datetime as dt
 import json
