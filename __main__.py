@@ -5,8 +5,8 @@ import pulumi
 from components.config import load_config
 from components.mesh import build_mesh
 
-config, digitalocean_token = load_config()
-mesh = build_mesh(config, digitalocean_token)
+config = load_config()
+mesh = build_mesh(config)
 
 pulumi.export("clusters", mesh.clusters)
 pulumi.export("kubeconfigs", mesh.kubeconfigs)

@@ -9,9 +9,9 @@ from typing import Optional
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_kubernetes as kubernetes
-import yaml
 
 from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec
+from components.kubeconfigs import exec_kubeconfig
 
 # Patch upgrades run in a quiet hour (UTC); surge upgrades replace nodes without losing capacity.
 MAINTENANCE_DAY = "sunday"
@@ -34,25 +34,6 @@ def doks_name(stack: str, cluster: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{stack}-{cluster}".lower()).strip("-")
 
 
-def bearer_kubeconfig(name: str, endpoint: pulumi.Input[str], ca_certificate_b64: pulumi.Input[str], token: pulumi.Input[str]) -> pulumi.Output[str]:
-    """A kubeconfig that authenticates with a bearer token against one API endpoint; secret."""
-    return pulumi.Output.secret(pulumi.Output.all(endpoint, ca_certificate_b64, token).apply(lambda parts: _kubeconfig_yaml(name, *parts)))
-
-
-def _kubeconfig_yaml(name: str, endpoint: str, ca_certificate_b64: str, token: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_certificate_b64}}],
-            "users": [{"name": f"{name}-user", "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-user"}}],
-            "current-context": name,
-        },
-        sort_keys=False,
-    )
-
-
 def _warn_if_not_on(name: str, live_version: str, prefix: Optional[str], cluster: pulumi.Resource) -> None:
     """Version changes are ignored (auto-upgrade owns patches), so say when a minor upgrade waits."""
     if prefix and live_version and not live_version.startswith(f"{prefix}."):
@@ -72,11 +53,10 @@ class DoksClusterArgs:
     version: str
     # The configured prefix ("1.35"), which an existing cluster is checked against; None: none set.
     version_prefix: Optional[str]
-    digitalocean_token: pulumi.Input[str]
 
 
 class DoksCluster(pulumi.ComponentResource):
-    """One DOKS cluster; `provider` deploys into it with credentials that do not expire."""
+    """One DOKS cluster; `provider` deploys into it with short-lived credentials fetched at run time."""
 
     cluster_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
@@ -137,14 +117,16 @@ class DoksCluster(pulumi.ComponentResource):
         self.cluster_id = cluster.id
         self.endpoint = cluster.endpoint
         self.version = cluster.version
-        # kube_configs is secret (it holds the 7-day token); only its CA is used, never the token.
-        self.ca_certificate = cluster.kube_configs.apply(lambda configs: configs[0].cluster_ca_certificate)
-        self.kubeconfig = bearer_kubeconfig(name, cluster.endpoint, self.ca_certificate, args.digitalocean_token)
+        # kube_configs is secret (it holds the 7-day token); only its CA, which is public, is used.
+        self.ca_certificate = pulumi.Output.unsecret(cluster.kube_configs.apply(lambda configs: configs[0].cluster_ca_certificate))
+        # DigitalOcean's exec form: no secret in it, so nothing in the state to leak or rotate. The
+        # provider (client-go), the live reads and `verify` run doctl, which reads the token from
+        # the environment of whoever runs them.
+        self.kubeconfig = pulumi.Output.all(cluster.id, cluster.endpoint, self.ca_certificate).apply(lambda parts: exec_kubeconfig(name, *parts))
         self.provider = kubernetes.Provider(
             f"kubernetes-{name}",
             kubeconfig=self.kubeconfig,
-            # The cluster's id: a new token or endpoint (or an auto-upgrade) updates the provider in
-            # place, while a replaced cluster, whose objects are all gone, gets them all again.
+            # The cluster's id: a new endpoint (or an auto-upgrade) updates the provider in place, while a replaced cluster, whose objects are all gone, gets them all again.
             cluster_identifier=cluster.id,
             # Workloads need the worker pool: the built-in pool is one small node.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.workers]),

@@ -423,12 +423,28 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     )
 
 
-def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool) -> MeshConfig:
-    """Build the typed config from the stack's values (already YAML-decoded) or raise RunError."""
+def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False) -> MeshConfig:
+    """Build the typed config from the stack's values (already YAML-decoded) or raise RunError.
+
+    `token_available`: DIGITALOCEAN_ACCESS_TOKEN is set. `token_in_config`: the stack config holds
+    `digitalocean:token`, which the state would then keep (the provider's inputs), so it is refused.
+    """
     problems = _Problems(namespace)
     _expect_mapping(values, "", problems, ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"))
-    if not token_available:
-        problems.add("token", "no DigitalOcean token: set DIGITALOCEAN_TOKEN or `pulumi config set --secret digitalocean:token`", namespace="digitalocean")
+    if token_in_config:
+        problems.add(
+            "token",
+            "the DigitalOcean token must not be in the stack config: the state would keep it with the provider. "
+            "Remove it (`pulumi config rm digitalocean:token`) and export it as DIGITALOCEAN_ACCESS_TOKEN instead",
+            namespace="digitalocean",
+        )
+    elif not token_available:
+        problems.add(
+            "token",
+            "no DigitalOcean token: export DIGITALOCEAN_ACCESS_TOKEN (`make deploy` exports it from DIGITALOCEAN_TOKEN); "
+            "the DigitalOcean provider reads it, and so does doctl, which the clusters' kubeconfigs run for credentials",
+            namespace="digitalocean",
+        )
     clusters = _parse_clusters(values.get("clusters"), problems)
 
     def version_prefix(value: Any) -> Optional[str]:
@@ -485,11 +501,10 @@ def _namespace_values(namespace: str) -> dict[str, Any]:
     return values
 
 
-def load_config() -> tuple[MeshConfig, pulumi.Output[str]]:
-    """Read this stack's config; returns it with the DigitalOcean token as a secret Output."""
+def load_config() -> MeshConfig:
+    """Read this stack's config. The program never handles the DigitalOcean token: the provider
+    and doctl read it from the environment, so that it never reaches the state."""
     namespace = pulumi.get_project()
     values = _namespace_values(namespace)
-    token = pulumi.Config("digitalocean").get_secret("token")
-    env_token = os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")
-    mesh = parse_config(values, namespace, token_available=token is not None or bool(env_token))
-    return mesh, token if token is not None else pulumi.Output.secret(env_token)
+    in_config = pulumi.Config("digitalocean").get_secret("token") is not None
+    return parse_config(values, namespace, token_available=bool(os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")), token_in_config=in_config)

@@ -81,9 +81,9 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
     """Subclasses name their `outputs` and what a 404 means (`missing`), and implement
     `observe`, `problem` and `timeout_message`.
 
-    Inputs always include `kubeconfig` (secret; a new one is stored by an update) and
-    `timeoutSeconds` (not compared). A change of any other input means the object may have
-    changed, so it is read again (a replacement); so is an object stored while not ready, and,
+    Inputs always include `kubeconfig` (the exec form: no secret; a new one is stored by an
+    update) and `timeoutSeconds` (not compared). A change of any other input means the object may
+    have changed, so it is read again (a replacement); so is an object stored while not ready, and,
     with `look_live_on_diff`, one that the cluster has changed since.
     """
 
@@ -162,8 +162,8 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
 
 def live_read_inputs(kubeconfig: pulumi.Input[str], timeout_seconds: int, object_id: str, **inputs: Any) -> dict:
     """The inputs of a live read: what to read, from where, for how long; outputs start as None."""
-    return {"kubeconfig": pulumi.Output.secret(kubeconfig), "timeoutSeconds": timeout_seconds, "objectId": object_id, **inputs}
+    return {"kubeconfig": kubeconfig, "timeoutSeconds": timeout_seconds, "objectId": object_id, **inputs}
 
 
 def live_read_options(opts: Optional[pulumi.ResourceOptions], *secret_outputs: str) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig", *secret_outputs]))
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=list(secret_outputs)))

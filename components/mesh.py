@@ -28,7 +28,7 @@ class MeshOutputs:
     """What the stack exports; every value is an Output or a plain structure of them."""
 
     clusters: dict[str, Any]
-    kubeconfigs: pulumi.Output[dict]  # secret
+    kubeconfigs: dict[str, pulumi.Output[str]]  # exec forms: no secret
     trust_anchor_pem: pulumi.Output[str]
     issuer_expiry: dict[str, pulumi.Output[str]]
     gateway_addresses: dict[str, pulumi.Output[str]]
@@ -52,9 +52,9 @@ class _ClusterParts:
     multicluster: Multicluster
 
 
-def _build_cluster(name: str, config: MeshConfig, plan: ClusterPlan, digitalocean_token: pulumi.Input[str], identity: MeshIdentity) -> _ClusterParts:
+def _build_cluster(name: str, config: MeshConfig, plan: ClusterPlan, identity: MeshIdentity) -> _ClusterParts:
     """One region: nothing here refers to another cluster, so the regions deploy in parallel."""
-    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=plan.version, version_prefix=config.kubernetes_version, digitalocean_token=digitalocean_token))
+    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=plan.version, version_prefix=config.kubernetes_version))
     issuer = identity.issuers[name]
     linkerd = Linkerd(
         name,
@@ -75,6 +75,7 @@ def _build_cluster(name: str, config: MeshConfig, plan: ClusterPlan, digitalocea
             high_availability=config.linkerd.high_availability,
             gateway=name in config.gateway_clusters(),
             link_targets=config.link_targets(name),
+            linking_sources=[link.source for link in config.links if link.target == name],
             control_plane=linkerd.control_plane,
             kubeconfig=doks.kubeconfig,
             wait_timeout_seconds=config.wait_timeout_seconds,
@@ -115,14 +116,17 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
         cluster_link = ClusterLink(
             f"{link.source}-to-{link.target}",
             LinkArgs(
+                source=link.source,
                 source_provider=source.doks.provider,
+                source_kubeconfig=source.doks.kubeconfig,
                 target=link.target,
+                target_kubeconfig=target.doks.kubeconfig,
                 target_endpoint=target.doks.endpoint,
                 target_ca_certificate=target.doks.ca_certificate,
-                target_token=target.multicluster.remote_access_token,
                 target_gateway_address=target.multicluster.gateway_address,
                 source_multicluster=source.multicluster.release,
-                source_kubeconfig=source.doks.kubeconfig,
+                credentials_after=[target.multicluster.release],
+                timeout_seconds=config.wait_timeout_seconds,
             ),
         )
         for export in (e for e in config.exports if e.cluster == link.target and e.mode == "gateway"):
@@ -145,19 +149,19 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
     return mirrored
 
 
-def build_mesh(config: MeshConfig, digitalocean_token: pulumi.Input[str]) -> MeshOutputs:
+def build_mesh(config: MeshConfig) -> MeshOutputs:
     # Looked up before anything is registered: a retired version or a change that would replace a
     # cluster creates nothing.
     plans = plan_clusters(config, pulumi.get_project())
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
-    parts = {name: _build_cluster(name, config, plans[name], digitalocean_token, identity) for name in config.clusters}
+    parts = {name: _build_cluster(name, config, plans[name], identity) for name in config.clusters}
     mirrored = _build_links(config, parts, _build_workloads(config, parts, identity))
     return MeshOutputs(
         clusters={
             name: {"id": p.doks.cluster_id, "region": p.doks.region, "version": p.doks.version, "endpoint": p.doks.endpoint}
             for name, p in parts.items()
         },
-        kubeconfigs=pulumi.Output.secret({name: p.doks.kubeconfig for name, p in parts.items()}),
+        kubeconfigs={name: p.doks.kubeconfig for name, p in parts.items()},
         trust_anchor_pem=identity.trust_anchor_pem,
         issuer_expiry={name: issuer.expires_at for name, issuer in identity.issuers.items()},
         gateway_addresses={name: parts[name].multicluster.gateway_address for name in config.gateway_clusters()},

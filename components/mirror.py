@@ -63,7 +63,7 @@ class MirroredServiceProvider(LiveReadProvider):
 
 @dataclass(frozen=True)
 class MirroredServiceArgs:
-    source_kubeconfig: pulumi.Input[str]  # secret
+    source_kubeconfig: pulumi.Input[str]  # the exec form: no secret
     link: str  # "west->east", for messages
     namespace: str
     service: str  # the mirror's name, `<service>-<target>`

@@ -1,10 +1,9 @@
-"""The multicluster extension on one cluster: its gateway (when something links to this
-cluster), the service-mirror controllers for this cluster's own links, and what a linking
-cluster needs to read back from here (the gateway address and the remote-access token)."""
+"""The multicluster extension on one cluster: its gateway and one remote-access service account
+per linking cluster (when something links to this cluster), the service-mirror controllers for
+this cluster's own links, and the gateway address that linking clusters read back from here."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -15,7 +14,7 @@ from kubernetes import client as kube_api
 from components.charts import linkerd_release, merge_values
 from components.identity import trust_bundle_annotations
 from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, live_read_options, read_or_none, waited
-from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
+from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, remote_access_service_account
 
 # Provisioning a DigitalOcean load balancer for the gateway takes a few minutes.
 MULTICLUSTER_TIMEOUT_SECONDS = 900
@@ -32,9 +31,11 @@ class MulticlusterArgs:
     gateway: bool
     # The clusters this one links to: one service-mirror controller each.
     link_targets: Sequence[str]
+    # The clusters that link to this one: one remote-access service account (and token) each.
+    linking_sources: Sequence[str]
     # The extension is installed only after this ready control plane.
     control_plane: pulumi.Resource
-    # For reading back the gateway address and the remote-access token, a bounded time.
+    # For reading back the gateway address, a bounded time.
     kubeconfig: pulumi.Input[str]
     wait_timeout_seconds: int
     # The mesh's trust bundle: its pods restart when it changes.
@@ -52,7 +53,12 @@ def multicluster_values(args: MulticlusterArgs) -> dict:
         "gateway": gateway,
         # Sorted by name, so reordering links in the config changes nothing.
         "controllers": [{"link": {"ref": {"name": target}}} for target in sorted(args.link_targets)],
+        # One revocable account per linking cluster instead of the chart's single shared one;
+        # none at all when nothing links here (remote-access-service-mirror-rbac.yaml).
+        "remoteMirrorServiceAccount": bool(args.linking_sources),
     }
+    if args.linking_sources:
+        values["remoteMirrorServiceAccountName"] = [remote_access_service_account(source) for source in sorted(args.linking_sources)]
     if args.high_availability:
         values["enablePodAntiAffinity"] = True
     return values
@@ -93,28 +99,6 @@ class GatewayAddressProvider(LiveReadProvider):
         )
 
 
-class RemoteAccessTokenProvider(LiveReadProvider):
-    outputs = ("token",)
-    missing = "the Secret does not exist"
-
-    def observe(self, api, props: dict) -> Optional[dict]:
-        secret = read_or_none(lambda: kube_api.CoreV1Api(api).read_namespaced_secret(REMOTE_ACCESS_TOKEN_SECRET, MULTICLUSTER_NAMESPACE, _request_timeout=REQUEST_TIMEOUT))
-        if secret is None:
-            return None
-        return {"token": base64.b64decode((secret.data or {}).get("token") or "").decode()}
-
-    def problem(self, props: dict, observed: dict) -> Optional[str]:
-        # The chart creates the Secret empty and Kubernetes' token controller fills it; a link
-        # built on an empty token would fail later with Unauthorized.
-        return None if observed["token"] else "the token controller has not filled in its token yet"
-
-    def timeout_message(self, props: dict, last_state: str) -> str:
-        return (
-            f"the {MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET} Secret in cluster {props['cluster']!r} has no token "
-            f"after {waited(props)} ({last_state}); check the kube-controller-manager of that cluster and run `pulumi up` again"
-        )
-
-
 class GatewayAddress(pulumi.dynamic.Resource):
     address: pulumi.Output[str]
 
@@ -123,20 +107,11 @@ class GatewayAddress(pulumi.dynamic.Resource):
         super().__init__(GatewayAddressProvider(), name, inputs, live_read_options(opts))
 
 
-class RemoteAccessToken(pulumi.dynamic.Resource):
-    token: pulumi.Output[str]  # secret
-
-    def __init__(self, name: str, cluster: str, kubeconfig: pulumi.Input[str], timeout_seconds: int, opts: pulumi.ResourceOptions):
-        inputs = live_read_inputs(kubeconfig, timeout_seconds, f"{MULTICLUSTER_NAMESPACE}/{REMOTE_ACCESS_TOKEN_SECRET}", cluster=cluster, token=None)
-        super().__init__(RemoteAccessTokenProvider(), name, inputs, live_read_options(opts, "token"))
-
-
 class Multicluster(pulumi.ComponentResource):
-    """`gateway_address` and `remote_access_token` (secret) are set when `gateway` is on."""
+    """`gateway_address` is set when `gateway` is on."""
 
     release: kubernetes.helm.v3.Release
     gateway_address: Optional[pulumi.Output[str]] = None
-    remote_access_token: Optional[pulumi.Output[str]] = None
 
     def __init__(self, name: str, args: MulticlusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:Multicluster", name, None, opts)
@@ -152,10 +127,8 @@ class Multicluster(pulumi.ComponentResource):
             depends_on=[args.control_plane],
         )
         if args.gateway:
-            # Read live from this cluster once the release that creates them is in place (its
-            # wait already covers the load balancer getting its address).
+            # Read live from this cluster once the release that creates it is in place (its wait
+            # already covers the load balancer getting its address).
             read = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
             self.gateway_address = GatewayAddress(f"gateway-address-{name}", name, args.kubeconfig, args.wait_timeout_seconds, read).address
-            token = RemoteAccessToken(f"remote-access-token-{name}", name, args.kubeconfig, args.wait_timeout_seconds, read)
-            self.remote_access_token = pulumi.Output.secret(token.token)
         self.register_outputs({"gateway_address": self.gateway_address, "release_status": self.release.status})

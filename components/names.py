@@ -8,8 +8,6 @@ VIZ_NAMESPACE = "linkerd-viz"
 MULTICLUSTER_NAMESPACE = "linkerd-multicluster"
 # The multicluster chart's gateway Service (a LoadBalancer) in a linked-to cluster.
 GATEWAY_SERVICE = "linkerd-gateway"
-# The chart's service account for linking clusters; Kubernetes fills this Secret's token.
-REMOTE_ACCESS_TOKEN_SECRET = "linkerd-service-mirror-remote-access-default-token"
 LINK_GROUP = "multicluster.linkerd.io"
 LINK_VERSION = "v1alpha3"
 EXPORTED_LABEL = "mirror.linkerd.io/exported"
@@ -18,3 +16,19 @@ EXPORTED_LABEL = "mirror.linkerd.io/exported"
 def mirror_name(service: str, target: str) -> str:
     """The service mirror names the copy of `service` from cluster `target` like this."""
     return f"{service}-{target}"
+
+
+def remote_access_service_account(source: str) -> str:
+    """The target's service account for the link from `source`: one per linking cluster."""
+    return f"linkerd-service-mirror-remote-access-{source}"
+
+
+def remote_access_token_secret(source: str) -> str:
+    """The multicluster chart creates this Secret with each remote-access service account;
+    Kubernetes' token controller fills in its token."""
+    return f"{remote_access_service_account(source)}-token"
+
+
+def link_controller(target: str) -> str:
+    """The multicluster chart's service-mirror Deployment for the Link to `target`."""
+    return f"controller-{target}"

@@ -14,14 +14,16 @@ import dill
 import grpc
 import pulumi
 import pulumi.dynamic
+import yaml
 from pulumi.runtime import mocks, rpc
 
+from tests.fake_account import DO_TOKEN
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import Registration, unwrap
 
-DO_TOKEN = "dop_v1_fake_account_token_for_tests"
+__all__ = ["DO_TOKEN", "FakeCloud"]
 
 
 class InvokeFailed(grpc.RpcError):
@@ -48,8 +50,10 @@ class FakeCloud(mocks.Mocks):
         self.invokes: list[tuple[str, dict]] = []
         # (type, name) of everything the program asked for, components included.
         self.registered: list[tuple[str, str]] = []
-        # The outputs of each dynamic resource the engine created (previews create none).
+        # The outputs of each dynamic resource the engine created (previews create none), and
+        # of each it updated.
         self.dynamic_creates: list[dict] = []
+        self.dynamic_updates: list[dict] = []
 
     def call(self, args: mocks.MockCallArgs):
         self.invokes.append((args.token, args.args))
@@ -99,22 +103,26 @@ class FakeCloud(mocks.Mocks):
     @staticmethod
     def _stored(outs: dict, inputs: dict) -> dict:
         # The engine stores the provider's outputs (and the pickled provider), nothing else; the
-        # provider saw the fake API server's kubeconfig, the state keeps the program's.
-        kubeconfig = {"kubeconfig": unwrap(inputs["kubeconfig"])} if "kubeconfig" in inputs else {}
-        return {**outs, **kubeconfig, "__provider": inputs["__provider"]}
+        # provider saw the fake API servers' kubeconfigs, the state keeps the program's.
+        kubeconfigs = {key: unwrap(value) for key, value in inputs.items() if _is_kubeconfig_key(key)}
+        return {**outs, **kubeconfigs, "__provider": inputs["__provider"]}
 
     @contextmanager
     def _against_cluster(self, *props_list: dict) -> Iterator[tuple[dict, ...]]:
-        """`props_list` with each known kubeconfig pointing at the fake API server of its cluster."""
+        """`props_list` with each known kubeconfig's server moved to the fake API server of its
+        cluster (one per cluster); its exec plugin (the fake doctl) still provides the credentials."""
         with ExitStack() as stack:
-            servers: dict[str, str] = {}  # kubeconfig -> the fake API server's: one per cluster
+            servers: dict[str, str] = {}  # kubeconfig -> the same, served by the fake API server
             live = []
             for props in props_list:
-                kubeconfig = props.get("kubeconfig")
-                if isinstance(kubeconfig, str) and kubeconfig != rpc.UNKNOWN:
-                    if kubeconfig not in servers:
-                        servers[kubeconfig] = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig))).kubeconfig()
-                    props = {**props, "kubeconfig": servers[kubeconfig]}
+                for key, kubeconfig in props.items():
+                    if _is_kubeconfig_key(key) and isinstance(kubeconfig, str) and kubeconfig != rpc.UNKNOWN:
+                        if kubeconfig not in servers:
+                            api = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig)))
+                            served = yaml.safe_load(kubeconfig)
+                            served["clusters"][0]["cluster"] = {"server": api.url}
+                            servers[kubeconfig] = yaml.safe_dump(served)
+                        props = {**props, key: servers[kubeconfig]}
                 live.append(props)
             yield tuple(live)
 
@@ -144,7 +152,9 @@ class FakeCloud(mocks.Mocks):
             if pulumi.runtime.is_dry_run():
                 return old.id, inputs, step
             if step == "update":
-                return old.id, self._stored(provider.update(old.id, live_olds, live_news).outs, inputs), step
+                outs = provider.update(old.id, live_olds, live_news).outs
+                self.dynamic_updates.append(outs)
+                return old.id, self._stored(outs, inputs), step
             if diff.delete_before_replace:
                 provider.delete(old.id, live_olds)
         return (*self.dynamic_resource(inputs), step)
@@ -165,3 +175,8 @@ class FakeCloud(mocks.Mocks):
 def _provider(inputs: dict) -> pulumi.dynamic.ResourceProvider:
     """The pickled provider that the engine's `python -m pulumi.dynamic` unpickles."""
     return dill.loads(base64.b64decode(unwrap(inputs["__provider"])))
+
+
+def _is_kubeconfig_key(key: str) -> bool:
+    """`kubeconfig`, `sourceKubeconfig`, `targetKubeconfig`: the inputs that name a cluster."""
+    return key.lower().endswith("kubeconfig")

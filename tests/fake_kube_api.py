@@ -1,8 +1,11 @@
 """A fake Kubernetes API server for tests of code that uses the official `kubernetes` client.
 
-It serves GETs and DELETEs of the real API paths from an in-memory dict `objects` (path -> JSON), lists a
-namespace's objects with a `labelSelector`, answers 404 with a `Status` object for anything
-missing, and requires the bearer token of the kubeconfig it hands out. A pod's ports can be
+It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), lists
+objects (of a namespace or of all) with a `labelSelector`, answers 404 with a `Status` object for anything
+missing, and requires the bearer token of the kubeconfig it hands out (or the one it is given: a
+cluster's exec-credential token). It takes creates, replaces, deletes and merge patches of single
+objects as the API server does (409 on a create of an existing object, 404 on the others of a
+missing one) and logs them in `writes`. A pod's ports can be
 served by in-process handlers (`put_pod(listeners=...)`), reachable as the real API server makes
 them reachable: through the port-forward websocket (v4.channel.k8s.io), not through the service
 or pod proxy, which viz's Prometheus refuses (403). Objects may be changed while a client polls.
@@ -109,14 +112,29 @@ def status(code: int, reason: str, message: str, details: Optional[dict] = None)
     return body
 
 
+def _merged(base: dict, patch: dict) -> dict:
+    """A JSON merge patch (RFC 7386): maps merge, null removes, anything else replaces."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class FakeKubeAPI:
     """One fake cluster's API server on 127.0.0.1 and a random free port; use as a context manager."""
 
-    def __init__(self, name: str = "fake"):
+    def __init__(self, name: str = "fake", token: Optional[str] = None):
         self.name = name
-        self.token = secrets.token_hex(16)
+        self.token = token or secrets.token_hex(16)
         self.objects: dict[str, dict] = {}
         self.requests: list[str] = []  # path and query of every request, authorized or not
+        # (method, object path, the object afterwards or None) of every accepted write, in order.
+        self.writes: list[tuple[str, str, Optional[dict]]] = []
         self.pod_listeners: dict[tuple[str, str], dict[int, PodListener]] = {}
         # The API server answers, but its port-forwards never open (it cannot reach the node's kubelet).
         self.port_forwards_hang = False
@@ -340,15 +358,40 @@ class FakeKubeAPI:
         # Nothing else is proxied here: answered as the API server does for a target with no ready pod.
         return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
 
-    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "") -> Response:
+    def _write(self, method: str, path: str, body: Optional[dict]) -> Response:
+        # The API server's answers (Kubernetes API conventions, "Response status kind"): 409
+        # AlreadyExists for a create of an existing name, 404 NotFound for a missing object.
+        if method == "POST":
+            path = f"{path}/{(body or {}).get('metadata', {}).get('name', '')}"
+        named = NAMED_OBJECT.search(path)
+        if not named:
+            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server writes single objects only, not {method} {path}"))
+        with self._lock:
+            existing = self.objects.get(path)
+            if method == "POST" and existing is not None:
+                return Response.json(409, status(409, "AlreadyExists", f'{named["plural"]} "{named["name"]}" already exists', {"name": named["name"], "kind": named["plural"]}))
+            if method != "POST" and existing is None:
+                return Response.json(404, status(404, "NotFound", f'{named["plural"]} "{named["name"]}" not found', {"name": named["name"], "kind": named["plural"]}))
+            if method == "DELETE":
+                # A Service's Endpoints stay: Kubernetes' endpoints controller deletes them, but not
+                # when it misses the event (pkg/controller/endpoint/endpoints_controller.go, syncService).
+                del self.objects[path]
+                self.writes.append((method, path, None))
+                return Response.json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+            updated = _merged(existing, body or {}) if method == "PATCH" else dict(body or {})
+            self.objects[path] = updated
+            self.writes.append((method, path, updated))
+            return Response.json(201 if method == "POST" else 200, updated)
+
+    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None) -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
         if authorization != f"Bearer {self.token}":
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
-        if method not in ("GET", "DELETE"):
-            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server only serves GET and DELETE, not {method}"))
         url = urlsplit(raw_path)
         path = unquote(url.path)
+        if method != "GET":
+            return self._write(method, path, body)
         pod = POD_SUBRESOURCE.match(path)
         if pod and self.get(core_path(pod["namespace"], "pods", pod["name"])) is None:
             return Response.json(404, status(404, "NotFound", f'pods "{pod["name"]}" not found', {"name": pod["name"], "kind": "pods"}))
@@ -360,15 +403,10 @@ class FakeKubeAPI:
         if proxied:
             return self._proxy(proxied["namespace"], proxied["name"], "pod" if pod else "service")
         collection = COLLECTION.match(path)
-        if collection and method == "GET":
+        if collection:
             return self._list(collection, parse_qs(url.query))
         obj = self.get(path)
         if obj is not None:
-            if method == "DELETE":
-                # A Service's Endpoints stay: Kubernetes' endpoints controller deletes them, but not
-                # when it misses the event (pkg/controller/endpoint/endpoints_controller.go, syncService).
-                self.delete(path)
-                return Response.json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
             return Response.json(200, obj)
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None
@@ -422,8 +460,8 @@ class FakeKubeAPI:
             disable_nagle_algorithm = True  # headers and body go out in two writes; don't wait for delayed ACKs
 
             def _serve(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
-                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
+                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""), json.loads(raw) if raw else None)
                 if response.code == 101 and api.port_forwards_hang:
                     self.close_connection = True
                     api._closing.wait()

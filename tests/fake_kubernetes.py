@@ -1,18 +1,22 @@
 """A Kubernetes fake: one simulated cluster per DOKS cluster, reached through a kubeconfig.
 
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
-parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, and refuses a
-kubeconfig whose CA is not that cluster's. Helm releases come back with the status the provider
-reports; a ServicePatch fails, as server-side apply does, when its Service does not exist. A
-fresh cluster holds the Gateway API CRDs DOKS installs, a release creates the CRDs its chart
-renders or fails as Helm does over objects it does not own, and the control plane fails without
-the CRDs Linkerd needs (tests/fake_crds.py).
+parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, refuses a kubeconfig
+whose CA is not that cluster's, and authenticates as client-go does: it runs the kubeconfig's
+exec plugin (doctl, the fake one on PATH) and the cluster accepts only the token DigitalOcean
+issues for it. Helm releases come back with the status the provider reports; a ServicePatch
+fails, as server-side apply does, when its Service does not exist. A fresh cluster holds the
+Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
+does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
+(tests/fake_crds.py).
 
-What the cluster itself produces is served to the program's live reads by a fake API server
-(`serve`): the gateway Service with its load balancer address and the remote-access token
-Secret once the `linkerd-multicluster` release exists, and what the multicluster chart and
-Linkerd's service-mirror controllers make for each Link (tests/fake_service_mirror.py). It
-persists across runs of the program on the same fakes, deletions included.
+What the cluster itself produces is served to the program's dynamic resources by a fake API
+server (`serve`): the gateway Service with its load balancer address, one remote-access token
+Secret per name in the multicluster release's remoteMirrorServiceAccountName, each link's
+controller Deployment, the Secrets written into the cluster, and what the multicluster chart and
+Linkerd's service-mirror controllers make for each Link (tests/fake_service_mirror.py). What the
+program writes there is kept in the cluster and drives the simulated controllers that read it;
+it all persists across runs of the program on the same fakes, deletions included.
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ import base64
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pulumi
 import yaml
 
-from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET
+from components.kube_client import CredentialPluginError, exec_credential_token
+from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_crds
+from tests.fake_account import cluster_token
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.fake_service_mirror import mirror_link, render_probe_services
 from tests.harness import unwrap
+
+# The chart's defaults (linkerd-multicluster values.yaml): one shared account unless told otherwise.
+DEFAULT_REMOTE_ACCESS_ACCOUNT = "linkerd-service-mirror-remote-access-default"
+CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
+CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
 
 
 @dataclass
@@ -39,15 +50,54 @@ class FakeCluster:
     name: str  # the DOKS name, `<stack>-<short>`
     short: str  # the mesh's name for it
     endpoint: str
+    cluster_id: str
+    ca_pem: str
     gateway_ip: str
-    remote_access_token: str
-    # (kind, namespace, name) -> the object's inputs, for everything the program created here.
+    # (kind, namespace, name) -> the object, for everything the program created here.
     objects: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     # API path -> object, for what the cluster's charts and controllers made (see `serve`).
     produced: dict[str, dict] = field(default_factory=dict)
+    # Bumped by tests: every remote-access token is issued anew (its Secret re-created).
+    token_generation: int = 0
+    # Link name -> the credentials kubeconfig its service mirror loaded (None: it found none).
+    mirror_credentials: dict[str, Optional[str]] = field(default_factory=dict)
+    # Linked cluster -> the credentials kubeconfig the destination controller loaded.
+    discovery_credentials: dict[str, str] = field(default_factory=dict)
+    # Link name -> the pod-template annotations of its controller Deployment, and its restarts.
+    controller_annotations: dict[str, dict] = field(default_factory=dict)
+    controller_restarts: dict[str, int] = field(default_factory=dict)
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
+
+    def multicluster_values(self) -> dict:
+        release = self.releases().get("linkerd-multicluster")
+        return unwrap(release.get("values") or {}) if release else {}
+
+    def remote_access_accounts(self) -> list[str]:
+        """The accounts the multicluster chart creates (remote-access-service-mirror-rbac.yaml)."""
+        if "linkerd-multicluster" not in self.releases():
+            return []
+        values = self.multicluster_values()
+        if not values.get("remoteMirrorServiceAccount", True):
+            return []
+        names = values.get("remoteMirrorServiceAccountName", DEFAULT_REMOTE_ACCESS_ACCOUNT)
+        return list(names) if isinstance(names, list) else names.split(",")
+
+    def remote_access_token(self, account: str) -> str:
+        return f"eyJhbGciOiJSUzI1NiJ9.{self.cluster_id}.{account}.{self.token_generation}"
+
+    def accepts(self, token: str) -> bool:
+        """A service-account token works while its account exists: the token controller deletes
+        the token Secret of a deleted account (kubernetes pkg/controller/serviceaccount/
+        tokens_controller.go) and the API server checks both before it accepts a legacy token
+        (pkg/serviceaccount/legacy.go, --service-account-lookup, on by default)."""
+        return token in {self.remote_access_token(account) for account in self.remote_access_accounts()}
+
+    def credentials_secret(self, name: str) -> Optional[str]:
+        secret = self.objects.get(("Secret", MULTICLUSTER_NAMESPACE, name))
+        data = (secret or {}).get("data") or {}
+        return base64.b64decode(data["kubeconfig"]).decode() if "kubeconfig" in data else None
 
     def has_gateway(self) -> bool:
         multicluster = self.releases().get("linkerd-multicluster")
@@ -78,14 +128,18 @@ class FakeKubernetes:
         ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
         if ca != known["ca"]:
             raise AssertionError(f"kubeconfig for {server} carries the wrong CA: TLS to the API server would fail")
+        plugin = kubeconfig["users"][0]["user"].get("exec") or {}
+        if plugin.get("command") != "doctl" or plugin.get("args", [])[-1:] != [known["id"]] or set(kubeconfig["users"][0]["user"]) != {"exec"}:
+            raise AssertionError(f"kubeconfig for {server} does not get its credentials from `doctl ... exec-credential {known['id']}` alone")
         if server not in self.clusters:
             cluster = FakeCluster(
                 name=known["name"],
                 short=known["name"].removeprefix(f"{pulumi.get_stack()}-"),
                 endpoint=server,
+                cluster_id=known["id"],
+                ca_pem=known["ca"],
                 # Stable per cluster, whatever order the program happens to reach them in.
                 gateway_ip=f"203.0.113.{zlib.crc32(known['name'].encode()) % 250 + 1}",
-                remote_access_token=f"eyJhbGciOiJSUzI1NiJ9.remote-access.{known['id']}",
             )
             # A fresh DOKS cluster already holds what DOKS installs (the Gateway API CRDs).
             record = known["record"]
@@ -102,7 +156,17 @@ class FakeKubernetes:
         inputs = self.providers.get(name)
         if inputs is None:
             raise AssertionError(f"resource uses no registered kubernetes provider ({provider_ref!r}): it would land in the ambient cluster")
-        return self.cluster_for_kubeconfig(unwrap(inputs["kubeconfig"]))
+        kubeconfig = unwrap(inputs["kubeconfig"])
+        cluster = self.cluster_for_kubeconfig(kubeconfig)
+        # client-go runs the exec plugin with the provider's environment and sends its token,
+        # cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
+        try:
+            token = exec_credential_token(cluster.short, yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"])
+        except CredentialPluginError as error:
+            raise Exception(f"getting credentials: exec: executable doctl failed: {error}") from None
+        if token != cluster_token(cluster.cluster_id):
+            raise Exception(f"Unauthorized: the API server of {cluster.name} refused the token")
+        return cluster
 
     def cluster_named(self, short: str) -> FakeCluster:
         """The simulated cluster the mesh calls `short`."""
@@ -138,6 +202,8 @@ class FakeKubernetes:
             raise Exception(f'{kind.removesuffix("Patch").lower()}s "{object_name}" not found in namespace {namespace} of {cluster.name}')
         metadata.setdefault("name", object_name)
         metadata.update(uid=f"uid-{cluster.name}-{kind}-{object_name}", resourceVersion="1")
+        if kind == "Link":
+            self._link_changed(cluster, cluster.objects.get((kind, namespace, object_name)), inputs)
         cluster.objects[(kind, namespace, object_name)] = {**inputs, "metadata": metadata}
         return (f"{namespace}/{object_name}" if namespace else object_name), {**inputs, "metadata": metadata}
 
@@ -180,16 +246,30 @@ class FakeKubernetes:
         kind = type_.split(":")[-1]
         cluster.objects.pop((kind, metadata.get("namespace", "" if kind == "Namespace" else "default"), metadata["name"]))
 
+    @staticmethod
+    def _link_changed(cluster: FakeCluster, old: Optional[dict], new: dict) -> None:
+        """The service mirror loads a Link's credentials when the Link is added or its spec
+        changes, and ignores any other update (multicluster/service-mirror/link_handlers.go).
+        Stricter than upstream: credentials missing at that moment are never retried here."""
+        spec = unwrap(new["spec"])
+        if old is None or unwrap(old["spec"]) != spec:
+            cluster.mirror_credentials[spec["targetClusterName"]] = cluster.credentials_secret(spec["clusterCredentialsSecret"])
+
     @contextmanager
     def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
-        """A fake API server holding what `cluster` has produced by now; what is deleted through
-        it stays deleted."""
-        with FakeKubeAPI(cluster.name) as api:
+        """A fake API server holding what `cluster` has produced by now; what is written to it
+        (or deleted through it) stays so in the cluster."""
+        with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
             api.objects.update(cluster.produced)
+            for (kind, namespace, name), obj in cluster.objects.items():
+                if kind == "Secret":
+                    api.put(core_path(namespace, "secrets", name), unwrap(obj))
             self._produce(cluster, api)
             try:
                 yield api
             finally:
+                for method, path, obj in api.writes:
+                    self._written(cluster, method, path, obj)
                 cluster.produced = dict(api.objects)
 
     def produced(self, cluster: FakeCluster) -> dict[str, dict]:
@@ -211,33 +291,101 @@ class FakeKubernetes:
                     "status": {"loadBalancer": {"ingress": [{"ip": cluster.gateway_ip, "ipMode": "VIP"}]}},
                 },
             )
-        multicluster = cluster.releases().get("linkerd-multicluster")
-        if not multicluster:
-            return
-        # The chart creates the Secret empty; Kubernetes' token controller fills it later.
+        # The chart creates each token Secret empty; Kubernetes' token controller fills it later.
         late = cluster.short in self.token_missing_in
-        api.put_secret(MULTICLUSTER_NAMESPACE, REMOTE_ACCESS_TOKEN_SECRET, {} if late else {"token": cluster.remote_access_token}, type="kubernetes.io/service-account-token")
+        for account in cluster.remote_access_accounts():
+            token = {} if late else {"token": cluster.remote_access_token(account)}
+            api.put_secret(MULTICLUSTER_NAMESPACE, f"{account}-token", token, type="kubernetes.io/service-account-token")
         # The chart runs one controller per `controllers` entry, for the Link of that name.
-        controllers = [controller["link"]["ref"]["name"] for controller in unwrap(multicluster.get("values") or {}).get("controllers") or []]
+        controllers = self._controllers(cluster)
+        for path, obj in list(api.objects.items()):
+            # Helm deletes the Deployment of a controller the chart no longer renders.
+            name = obj["metadata"]["name"]
+            if obj["kind"] == "Deployment" and name.startswith("controller-") and name.removeprefix("controller-") not in controllers:
+                api.delete(path)
+        for target in controllers:
+            deployment = api.put_deployment(MULTICLUSTER_NAMESPACE, link_controller(target))
+            deployment["spec"]["template"]["metadata"]["annotations"] = dict(cluster.controller_annotations.get(target, {}))
         render_probe_services(api, controllers)
-        for (kind, namespace, name), link in cluster.objects.items():
-            if kind == "Link" and name in controllers:
-                self._run_service_mirror(cluster, unwrap(link["spec"]), namespace, api)
+        for spec, target in self._working_links(cluster):
+            reachable = self._reachable(spec, target)
+            mirror_link(api, target.short, spec["gatewayAddress"], reachable, self._exported(target), lambda ns: ("Namespace", "", ns) in cluster.objects)
 
-    def _run_service_mirror(self, source: FakeCluster, spec: dict, namespace: str, api: FakeKubeAPI) -> None:
-        """The controller of one Link in `source`: it mirrors what the target exports, through the
-        target's gateway, if its credentials Secret carries the target's remote-access token."""
-        target = self.cluster_named(spec["targetClusterName"])
-        credentials = source.objects.get(("Secret", namespace, spec["clusterCredentialsSecret"]))
-        if credentials is None:
-            return
-        kubeconfig = yaml.safe_load(base64.b64decode(unwrap(credentials["data"])["kubeconfig"]))
-        if kubeconfig["users"][0]["user"]["token"] != target.remote_access_token:
-            return  # the controller would get Unauthorized from the target
+    @staticmethod
+    def _written(cluster: FakeCluster, method: str, path: str, obj: Optional[dict]) -> None:
+        """What the cluster's own controllers do with a write to its API."""
+        segments = path.strip("/").split("/")
+        namespace, plural, name = segments[-3], segments[-2], segments[-1]
+        if plural == "secrets":
+            old = cluster.objects.pop(("Secret", namespace, name), None)
+            if obj is not None:
+                cluster.objects[("Secret", namespace, name)] = obj
+            linked = ((obj or old or {}).get("metadata") or {}).get("labels", {}).get(CLUSTER_NAME_LABEL)
+            if namespace == LINKERD_NAMESPACE and linked and (obj or old or {}).get("type") == CREDENTIALS_SECRET_TYPE:
+                # The destination controller handles Add and Delete of these Secrets, no Update
+                # (controller/api/destination/watcher/cluster_store.go).
+                if method == "POST":
+                    cluster.discovery_credentials[linked] = base64.b64decode(obj["data"]["kubeconfig"]).decode()
+                elif method == "DELETE":
+                    cluster.discovery_credentials.pop(linked, None)
+        elif plural == "deployments" and namespace == MULTICLUSTER_NAMESPACE and name.startswith("controller-") and obj is not None:
+            target = name.removeprefix("controller-")
+            annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}
+            if annotations != cluster.controller_annotations.get(target, {}):
+                # A new pod template rolls the Deployment; the new service mirror loads the Link's
+                # credentials at start (multicluster/cmd/service-mirror/main.go).
+                cluster.controller_annotations[target] = dict(annotations)
+                cluster.controller_restarts[target] = cluster.controller_restarts.get(target, 0) + 1
+                link = cluster.objects.get(("Link", MULTICLUSTER_NAMESPACE, target))
+                if link is not None:
+                    cluster.mirror_credentials[target] = cluster.credentials_secret(unwrap(link["spec"])["clusterCredentialsSecret"])
+
+    @staticmethod
+    def _controllers(cluster: FakeCluster) -> list[str]:
+        return [controller["link"]["ref"]["name"] for controller in cluster.multicluster_values().get("controllers") or []]
+
+    def _working_links(self, source: FakeCluster) -> Iterator[tuple[dict, FakeCluster]]:
+        """(spec, target) of each Link in `source` whose service mirror runs (the chart has its
+        controller) and reaches the target: the credentials it loaded name the target's endpoint
+        and CA, with a token the target accepts now."""
+        controllers = self._controllers(source)
+        for (kind, _, name), link in source.objects.items():
+            if kind != "Link" or name not in controllers:
+                continue
+            spec = unwrap(link["spec"])
+            target = self.cluster_named(spec["targetClusterName"])
+            loaded = source.mirror_credentials.get(spec["targetClusterName"])
+            if loaded is None:
+                continue
+            kubeconfig = yaml.safe_load(loaded)
+            cluster = kubeconfig["clusters"][0]["cluster"]
+            if cluster["server"] != target.endpoint or base64.b64decode(cluster["certificate-authority-data"]).decode() != target.ca_pem:
+                continue  # it would not reach the target's API server
+            if not target.accepts(kubeconfig["users"][0]["user"].get("token", "")):
+                continue  # the controller would get Unauthorized from the target
+            yield spec, target
+
+    def _reachable(self, spec: dict, target: FakeCluster) -> bool:
+        return spec["gatewayAddress"] == target.gateway_ip and target.short not in self.unreachable_gateways
+
+    @staticmethod
+    def _exported(target: FakeCluster) -> dict[tuple[str, str], dict]:
+        """(namespace, service) -> labels of what `target` exports through its gateway."""
         exported = {}
-        for (target_kind, service_namespace, service), obj in target.objects.items():
+        for (kind, namespace, service), obj in target.objects.items():
             labels = unwrap(obj.get("metadata") or {}).get("labels") or {}
-            if target_kind in ("Service", "ServicePatch") and labels.get(EXPORTED_LABEL) == "true":
-                exported[(service_namespace, service)] = labels
-        reachable = spec["gatewayAddress"] == target.gateway_ip and target.short not in self.unreachable_gateways
-        mirror_link(api, target.short, spec["gatewayAddress"], reachable, exported, lambda ns: ("Namespace", "", ns) in source.objects)
+            if kind in ("Service", "ServicePatch") and labels.get(EXPORTED_LABEL) == "true":
+                exported[(namespace, service)] = labels
+        return exported
+
+    def mirrors_in(self, source: FakeCluster) -> dict[tuple[str, str], list[str]]:
+        """The mirrors a working service mirror in `source` keeps in sync now, with their ready
+        endpoints: through a reachable gateway, in namespaces that exist in `source`."""
+        mirrors = {}
+        for spec, target in self._working_links(source):
+            if not self._reachable(spec, target):
+                continue
+            for namespace, service in self._exported(target):
+                if ("Namespace", "", namespace) in source.objects:
+                    mirrors[(namespace, mirror_name(service, target.short))] = [target.gateway_ip]
+        return mirrors

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pulumi
-
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import ClusterSpec
-from tests.fake_cloud import DO_TOKEN
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.harness import PROJECT
 
@@ -22,10 +19,10 @@ LONE_CLUSTER_SUBNET = "172.20.0.0/16"
 LONE_SERVICE_SUBNET = "172.30.0.0/20"
 
 
-def lone_cluster(spec: ClusterSpec, token: str = DO_TOKEN) -> DoksCluster:
+def lone_cluster(spec: ClusterSpec) -> DoksCluster:
     """A DOKS cluster (and its provider) for a component test, on the newest version the fake offers."""
     spec = replace(spec, cluster_subnet=spec.cluster_subnet or LONE_CLUSTER_SUBNET, service_subnet=spec.service_subnet or LONE_SERVICE_SUBNET)
-    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version=DOKS_VERSIONS[0], version_prefix=None, digitalocean_token=pulumi.Output.secret(token)))
+    return DoksCluster(spec.name, DoksClusterArgs(spec=spec, version=DOKS_VERSIONS[0], version_prefix=None))
 
 
 def provider_cluster(registration) -> str:
@@ -57,7 +54,6 @@ def full_mesh_config(count: int) -> dict[str, str]:
     }
     links = [{"from": a, "to": b} for a in clusters for b in clusters if a != b]
     return {
-        "digitalocean:token": DO_TOKEN,
         f"{PROJECT}:clusters": json.dumps(clusters),
         f"{PROJECT}:links": json.dumps(links),
         f"{PROJECT}:exports": "[]",

@@ -1,5 +1,5 @@
 """The DOKS cluster component alone: what DigitalOcean is asked for, and a Kubernetes provider
-whose access does not expire with the 7-day token of `kube_configs`."""
+whose kubeconfig holds no credential: doctl fetches one when the provider runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from components.cluster import DoksCluster, DoksClusterArgs, worker_pool_name
 from components.cluster_plan import choose_version
 from components.config import ClusterSpec
 from components.linkerd import Linkerd, LinkerdArgs
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_account import ROTATED_DO_TOKEN
+from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import CLUSTER_REPLACED_BY, DOKS_VERSIONS, NODE_POOL_REPLACED_BY, replacing_changes
 from tests.harness import run, unwrap
 from tests.program import LONE_CLUSTER_SUBNET, LONE_SERVICE_SUBNET, lone_cluster
@@ -24,9 +25,9 @@ PROVIDER = "pulumi:providers:kubernetes"
 NODE_POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
 
 
-def build(fakes: FakeCloud, token: str = DO_TOKEN, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
+def build(fakes: FakeCloud, spec: ClusterSpec = ClusterSpec("west", "sfo3", "s-8vcpu-16gb", 3)):
     def program():
-        cluster = lone_cluster(spec, token)
+        cluster = lone_cluster(spec)
         pulumi.export("kubeconfig", cluster.kubeconfig)
         pulumi.export("endpoint", cluster.endpoint)
 
@@ -80,36 +81,46 @@ def test_auto_upgrade_owns_the_version(built):
     assert "version" in cluster.ignore_changes
 
 
-def test_provider_kubeconfig_uses_the_account_token_never_the_7_day_one(built):
+def test_provider_kubeconfig_runs_doctl_for_this_cluster_and_holds_no_credential(built):
     fakes, result = built
     (cluster,) = result.monitor.of_type(CLUSTER)
     (provider,) = result.monitor.of_type(PROVIDER)
-    assert is_rpc_secret(provider.inputs["kubeconfig"])
     kubeconfig = yaml.safe_load(unwrap(provider.inputs["kubeconfig"]))
     state = unwrap(cluster.state)
-    short_lived = state["kubeConfigs"][0]["token"]
-    assert short_lived not in unwrap(provider.inputs["kubeconfig"])
-    assert kubeconfig["users"][0]["user"] == {"token": DO_TOKEN}
+    # DigitalOcean's exec form, as `doctl kubernetes cluster kubeconfig save` writes it.
+    assert kubeconfig["users"][0]["user"] == {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "doctl",
+            "args": ["kubernetes", "cluster", "kubeconfig", "exec-credential", "--version=v1beta1", fakes.digitalocean.clusters[state["endpoint"]]["id"]],
+            "interactiveMode": "Never",
+        }
+    }
     server = kubeconfig["clusters"][0]["cluster"]
     assert server["server"] == state["endpoint"]
     ca = base64.b64decode(server["certificate-authority-data"]).decode()
     assert ca == fakes.digitalocean.clusters[state["endpoint"]]["ca"]
+    assert state["kubeConfigs"][0]["token"] not in unwrap(provider.inputs["kubeconfig"])
 
 
-def test_kube_configs_and_kubeconfig_output_are_secret(built):
+def test_kube_configs_stay_secret_and_the_kubeconfig_needs_not(built):
     _, result = built
     (cluster,) = result.monitor.of_type(CLUSTER)
+    (provider,) = result.monitor.of_type(PROVIDER)
     assert is_rpc_secret(cluster.state["kubeConfigs"])
-    assert "kubeconfig" in result.secret_outputs and "endpoint" not in result.secret_outputs
+    assert not is_rpc_secret(provider.inputs["kubeconfig"])
+    assert "kubeconfig" not in result.secret_outputs
 
 
-def test_provider_identity_is_the_cluster_id_through_credential_changes():
-    first_fakes, second_fakes = FakeCloud(), FakeCloud()
-    first = build(first_fakes, token="dop_v1_first")
-    second = build(second_fakes, token="dop_v1_rotated")
-    identities = [r.monitor.of_type(PROVIDER)[0].inputs["clusterIdentifier"] for r in (first, second)]
+def test_a_new_digitalocean_token_changes_nothing_in_the_provider_whose_identity_is_the_cluster_id(monkeypatch):
+    first_fakes = FakeCloud()
+    first = build(first_fakes)
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", ROTATED_DO_TOKEN)
+    second = build(FakeCloud())
+    (first_provider,), (second_provider,) = first.monitor.of_type(PROVIDER), second.monitor.of_type(PROVIDER)
+    assert first_provider.inputs == second_provider.inputs
     # The engine replaces a provider (and every resource it manages) only when this changes.
-    assert identities[0] == identities[1] == first_fakes.digitalocean.accounts_clusters["prod-west"].id
+    assert first_provider.inputs["clusterIdentifier"] == first_fakes.digitalocean.accounts_clusters["prod-west"].id
 
 
 def test_a_replaced_cluster_gets_a_new_provider_identity():
@@ -182,7 +193,7 @@ def test_control_plane_fails_where_doks_provides_no_gateway_api_crds():
 
     def program():
         spec = ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3, cluster_subnet=LONE_CLUSTER_SUBNET, service_subnet=LONE_SERVICE_SUBNET)
-        cluster = DoksCluster("solo", DoksClusterArgs(spec=spec, version="1.32.9-do.0", version_prefix=None, digitalocean_token=pulumi.Output.secret(DO_TOKEN)))
+        cluster = DoksCluster("solo", DoksClusterArgs(spec=spec, version="1.32.9-do.0", version_prefix=None))
         Linkerd("solo", LinkerdArgs(provider=cluster.provider, chart_version="2026.6.3", high_availability=False, trust_anchor_pem="", issuer_cert_pem="", issuer_key_pem=""))
 
     fakes.digitalocean.versions = ["1.32.9-do.0"]

@@ -11,12 +11,13 @@ import pulumi
 import pytest
 
 import components.linkerd
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.fake_kubernetes import FakeKubernetes
 from tests.harness import PROJECT, run_main, stack_config
 
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 VERSIONS_INVOKE = "digitalocean:index/getKubernetesVersions:getKubernetesVersions"
 SEED_CLUSTERS = json.loads(stack_config("west-east")[f"{PROJECT}:clusters"])

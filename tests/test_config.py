@@ -12,7 +12,8 @@ import pytest
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.harness import PROJECT, run_main, stack_config
 
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 SEED = {key.split(":", 1)[1]: json.loads(value) if not key.endswith("kubernetesVersion") else value for key, value in stack_config("west-east").items()}
 
 
@@ -25,8 +26,6 @@ def config_with(**changes) -> dict[str, str]:
 
 def failure(monkeypatch, config: dict[str, str]) -> str:
     """Run the program; it must fail with a RunError before registering or invoking anything."""
-    monkeypatch.delenv("DIGITALOCEAN_TOKEN", raising=False)
-    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN", raising=False)
     fakes = FakeCloud()
     with pytest.raises(pulumi.RunError) as raised:
         run_main(fakes, config=config, replace_config=True)
@@ -124,16 +123,24 @@ def test_bad_config_fails_before_anything_is_created(monkeypatch, changes, key, 
 
 
 def test_no_digitalocean_token(monkeypatch):
-    config = {k: v for k, v in config_with().items() if k != "digitalocean:token"}
-    error = failure(monkeypatch, config)
-    assert "digitalocean:token: no DigitalOcean token" in error
-
-
-def test_token_from_the_environment_is_enough(monkeypatch):
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
+    # The DigitalOcean provider would take this one, but doctl, which the kubeconfigs run, would not.
     monkeypatch.setenv("DIGITALOCEAN_TOKEN", DO_TOKEN)
-    config = {k: v for k, v in config_with().items() if k != "digitalocean:token"}
+    error = failure(monkeypatch, config_with())
+    assert "digitalocean:token: no DigitalOcean token: export DIGITALOCEAN_ACCESS_TOKEN" in error
+    assert DO_TOKEN not in error
+
+
+def test_a_token_in_the_stack_config_is_refused(monkeypatch):
+    # The default provider's inputs, and with them the token, would be stored in the state.
+    error = failure(monkeypatch, {**config_with(), "digitalocean:token": DO_TOKEN})
+    assert "digitalocean:token: the DigitalOcean token must not be in the stack config" in error
+    assert "pulumi config rm digitalocean:token" in error and DO_TOKEN not in error
+
+
+def test_token_from_the_environment_is_enough():
     fakes = FakeCloud()
-    run_main(fakes, config=config, replace_config=True)
+    run_main(fakes, config=config_with(), replace_config=True)
     assert fakes.registered
 
 

@@ -28,7 +28,7 @@ from pulumi.runtime import rpc
 from components.config import IdentitySpec
 from components.identity import MeshIdentity, MeshIdentityArgs, renewal_period
 from tests.certificates import self_signed_ca
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.harness import Run, run, run_main, unwrap
 
 ANCHOR_CN = "root.linkerd.cluster.local"
@@ -74,7 +74,7 @@ def custom() -> Run:
 
 @pytest.fixture(scope="module")
 def mesh() -> Run:
-    return run_main(FakeCloud(), config={"digitalocean:token": DO_TOKEN})
+    return run_main(FakeCloud())
 
 
 def load_cert(pem: Any) -> x509.Certificate:

@@ -15,12 +15,13 @@ from components.charts import merge_values
 from components.config import ClusterSpec
 from components.linkerd import Linkerd, LinkerdArgs
 from components.multicluster import Multicluster, MulticlusterArgs
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.harness import PROJECT, run, run_main, unwrap
 from tests.program import RELEASE, lone_cluster, releases
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 # Value keys of the pinned charts (2026.6.3), values.yaml and values-ha.yaml, as dotted paths,
 # and the few that only the templates read.
 CHART_VALUES = json.loads((Path(__file__).parent / "data" / "linkerd_chart_value_keys.json").read_text())
@@ -165,10 +166,11 @@ def test_gateway_address_is_read_from_the_live_service(seed):
     fakes, result = seed
     east = fakes.kubernetes.cluster_named("east")
     assert result.outputs["gatewayAddresses"] == {"east": east.gateway_ip}
-    (read,) = [r for r in result.monitor.of_type(DYNAMIC) if unwrap(r.inputs["objectId"]) == "linkerd-multicluster/linkerd-gateway"]
+    (read,) = [r for r in result.monitor.of_type(DYNAMIC) if unwrap(r.inputs.get("objectId")) == "linkerd-multicluster/linkerd-gateway"]
     # Read from east, through east's kubeconfig, after east's multicluster release.
     assert fakes.kubernetes.cluster_for_kubeconfig(unwrap(read.inputs["kubeconfig"])) is east
-    assert is_rpc_secret(read.inputs["kubeconfig"]) and is_rpc_secret(read.state["kubeconfig"])
+    # The exec form, with no credential in it: nothing to keep secret.
+    assert not is_rpc_secret(read.inputs["kubeconfig"]) and "token" not in unwrap(read.inputs["kubeconfig"])
     multicluster = releases(result)[("east", "linkerd-multicluster")].urn
     assert multicluster in result.monitor.ancestors_and_deps(read.urn)
 
@@ -206,7 +208,7 @@ def test_merge_values_merges_maps_and_replaces_the_rest():
     assert merge_values({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"c": 3}, "d": [2]}) == {"a": {"b": 1, "c": 3}, "d": [2]}
 
 
-def test_multicluster_component_alone_reads_back_its_gateway_and_token():
+def test_multicluster_component_alone_reads_back_its_gateway_and_issues_one_account_per_linking_cluster():
     def program():
         cluster = lone_cluster(ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3))
         multicluster = Multicluster(
@@ -217,6 +219,7 @@ def test_multicluster_component_alone_reads_back_its_gateway_and_token():
                 high_availability=False,
                 gateway=True,
                 link_targets=["zeta", "alpha"],
+                linking_sources=["west", "north"],
                 control_plane=cluster.provider,
                 kubeconfig=cluster.kubeconfig,
                 wait_timeout_seconds=5,
@@ -224,14 +227,15 @@ def test_multicluster_component_alone_reads_back_its_gateway_and_token():
             ),
         )
         pulumi.export("gateway", multicluster.gateway_address)
-        pulumi.export("token", multicluster.remote_access_token)
 
     fakes = FakeCloud()
     result = run(fakes, program, stack="test")
     solo = fakes.kubernetes.cluster_named("solo")
-    assert result.outputs == {"gateway": solo.gateway_ip, "token": solo.remote_access_token}
-    assert "token" in result.secret_outputs and "gateway" not in result.secret_outputs
+    assert result.outputs == {"gateway": solo.gateway_ip}
     (release,) = result.monitor.of_type(RELEASE)
     values = unwrap(release.inputs["values"])
     assert values["gateway"] == {"enabled": True, "deploymentAnnotations": values["podAnnotations"]}
     assert values["controllers"] == [{"link": {"ref": {"name": "alpha"}}}, {"link": {"ref": {"name": "zeta"}}}]
+    # One remote-access account (and token) per linking cluster, sorted, named after it.
+    assert values["remoteMirrorServiceAccount"] is True
+    assert values["remoteMirrorServiceAccountName"] == ["linkerd-service-mirror-remote-access-north", "linkerd-service-mirror-remote-access-west"]

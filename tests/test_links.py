@@ -12,23 +12,21 @@ import jsonschema
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.rpc import is_rpc_secret
 
 from components.config import ClusterSpec
 from components.link import ClusterLink, LinkArgs
 from components.live_read import WaitTimedOut
 from components.mirror import MirroredServiceProvider
-from components.multicluster import RemoteAccessTokenProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run, run_main, stack_config, unwrap
 from tests.program import lone_cluster, provider_cluster, releases
 
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 # The openAPIV3Schema of Linkerd's Link CRD, version v1alpha3 (descriptions removed).
 LINK_SCHEMA = json.loads((Path(__file__).parent / "data" / "link_v1alpha3_schema.json").read_text())
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
-SECRET = "kubernetes:core/v1:Secret"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
@@ -68,38 +66,42 @@ def test_link_targets_east_through_its_live_gateway(seed):
     assert not of_kind(result, LINK, "east"), "east links to nothing"
 
 
+def credentials_in(cluster) -> dict[str, dict]:
+    """namespace -> the `cluster-credentials-*` Secret written into the simulated cluster."""
+    return {namespace: obj for (kind, namespace, name), obj in cluster.objects.items() if kind == "Secret" and name.startswith("cluster-credentials-")}
+
+
 def test_link_names_agree(seed):
-    _, result = seed
+    fakes, result = seed
     (link,) = of_kind(result, LINK, "west")
     spec = unwrap(link.inputs["spec"])
     controllers = unwrap(releases(result)[("west", "linkerd-multicluster")].inputs["values"])["controllers"]
-    secrets = of_kind(result, SECRET, "west")
+    secrets = credentials_in(fakes.kubernetes.cluster_named("west"))
     assert link.inputs["metadata"]["name"] == spec["targetClusterName"] == "east"
     assert link.inputs["metadata"]["namespace"] == "linkerd-multicluster"
     assert controllers == [{"link": {"ref": {"name": "east"}}}]
-    assert {s.inputs["metadata"]["name"] for s in secrets} == {spec["clusterCredentialsSecret"]} == {"cluster-credentials-east"}
-    assert {s.inputs["metadata"]["namespace"] for s in secrets} == {"linkerd-multicluster", "linkerd"}
-    (labelled,) = [s for s in secrets if s.inputs["metadata"]["namespace"] == "linkerd"]
-    assert labelled.inputs["metadata"]["labels"] == {"multicluster.linkerd.io/cluster-name": "east"}
-    # The Link is created after its credentials and the controller's chart.
+    assert {s["metadata"]["name"] for s in secrets.values()} == {spec["clusterCredentialsSecret"]} == {"cluster-credentials-east"}
+    assert set(secrets) == {"linkerd-multicluster", "linkerd"}
+    assert secrets["linkerd"]["metadata"]["labels"] == {"multicluster.linkerd.io/cluster-name": "east"}
+    # The Link is created after its credentials (copied by LinkCredentials) and the controller's chart.
+    (credentials,) = [r for r in result.monitor.of_type(DYNAMIC) if "tokenSecret" in r.inputs]
     waits = result.monitor.ancestors_and_deps(link.urn)
-    assert {s.urn for s in secrets} <= waits
+    assert credentials.urn in waits
     assert releases(result)[("west", "linkerd-multicluster")].urn in waits
+    # ...which waits for the target's chart, which creates the remote-access account.
+    assert releases(result)[("east", "linkerd-multicluster")].urn in result.monitor.ancestors_and_deps(credentials.urn)
 
 
-def test_credentials_reach_east_with_the_remote_access_token(seed):
-    fakes, result = seed
+def test_credentials_reach_east_with_wests_own_remote_access_token(seed):
+    fakes, _ = seed
     east = fakes.kubernetes.cluster_named("east")
-    for secret in of_kind(result, SECRET, "west"):
-        assert secret.inputs["type"] == "mirror.linkerd.io/remote-kubeconfig"
-        data = secret.inputs["data"]
-        assert is_rpc_secret(data) or is_rpc_secret(data["kubeconfig"])
-        assert is_rpc_secret(secret.state["data"])
-        kubeconfig = yaml.safe_load(base64.b64decode(unwrap(secret.inputs["data"])["kubeconfig"]))
+    for secret in credentials_in(fakes.kubernetes.cluster_named("west")).values():
+        assert secret["type"] == "mirror.linkerd.io/remote-kubeconfig"
+        kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
         cluster = kubeconfig["clusters"][0]["cluster"]
         assert cluster["server"] == east.endpoint
-        assert base64.b64decode(cluster["certificate-authority-data"]).decode() == fakes.digitalocean.clusters[east.endpoint]["ca"]
-        assert kubeconfig["users"][0]["user"]["token"] == east.remote_access_token
+        assert base64.b64decode(cluster["certificate-authority-data"]).decode() == east.ca_pem
+        assert kubeconfig["users"][0]["user"] == {"token": east.remote_access_token("linkerd-service-mirror-remote-access-west")}
         assert DO_TOKEN not in json.dumps(kubeconfig), "a linked cluster must not get our DigitalOcean token"
 
 
@@ -195,9 +197,10 @@ def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
 def test_empty_remote_access_token_stops_before_the_link():
     fakes = FakeCloud()
     fakes.kubernetes.token_missing_in.add("east")
-    with pytest.raises(WaitTimedOut, match=r"linkerd-service-mirror-remote-access-default-token Secret in cluster 'east' has no token after 1s \(the token controller has not filled in its token yet\).*pulumi up"):
+    with pytest.raises(WaitTimedOut, match=r"link west->east: the linkerd-multicluster/linkerd-service-mirror-remote-access-west-token Secret in cluster 'east' has no token after 1s \(the token controller has not filled in its token yet\).*pulumi up"):
         run_main(fakes, config={**TOKEN, f"{PROJECT}:waitTimeoutSeconds": "1"})
-    assert not [r for r in fakes.registered if r[0] == LINK or (r[0] == SECRET and "credentials" in r[1])]
+    assert not [r for r in fakes.registered if r[0] == LINK]
+    assert not credentials_in(fakes.kubernetes.cluster_named("west"))
 
 
 def test_preview_reads_nothing_and_shows_the_expected_mirror():
@@ -205,18 +208,19 @@ def test_preview_reads_nothing_and_shows_the_expected_mirror():
     result = run_main(fakes, config=TOKEN, preview=True)
     # Nothing is read from a cluster during a preview (the recording monitor refuses `.get` reads).
     assert fakes.dynamic_creates == []
-    reads = {unwrap(r.inputs["objectId"]): r for r in result.monitor.of_type(DYNAMIC)}
-    assert sorted(reads) == ["emojivoto/web-svc-east", "linkerd-multicluster/linkerd-gateway", "linkerd-multicluster/linkerd-service-mirror-remote-access-default-token"]
+    reads = {unwrap(r.inputs["objectId"]): r for r in result.monitor.of_type(DYNAMIC) if "objectId" in r.inputs}
+    assert sorted(reads) == ["emojivoto/web-svc-east", "linkerd-multicluster/linkerd-gateway"]
     mirror = reads["emojivoto/web-svc-east"]
     assert (unwrap(mirror.inputs["namespace"]), unwrap(mirror.inputs["service"]), unwrap(mirror.inputs["link"])) == ("emojivoto", "web-svc-east", "west->east")
 
 
-def test_reads_keep_their_kubeconfig_and_token_secret(seed):
-    _, result = seed
-    for read in result.monitor.of_type(DYNAMIC):
-        assert is_rpc_secret(read.inputs["kubeconfig"]) and is_rpc_secret(read.state["kubeconfig"])
-    (token,) = [r for r in result.monitor.of_type(DYNAMIC) if "token" in r.state]
-    assert is_rpc_secret(token.state["token"])
+def test_no_dynamic_resource_stores_a_remote_access_token(seed):
+    fakes, result = seed
+    token = fakes.kubernetes.cluster_named("east").remote_access_token("linkerd-service-mirror-remote-access-west")
+    (credentials,) = [r for r in result.monitor.of_type(DYNAMIC) if "tokenSecret" in r.inputs]
+    assert unwrap(credentials.state["fingerprint"]).startswith("sha256:")
+    for dynamic in result.monitor.of_type(DYNAMIC):
+        assert token not in json.dumps(unwrap(dynamic.inputs)) + json.dumps(unwrap(dynamic.state))
 
 
 def mirror_props(api: FakeKubeAPI, timeout: float = 2.0, gateway: str = "203.0.113.20") -> dict:
@@ -304,40 +308,33 @@ class TestMirroredServiceProvider:
             assert provider.read("emojivoto/web-svc-east", mirror_props(api)).id is None
 
 
-def test_the_token_provider_waits_for_the_token_controller():
-    with FakeKubeAPI() as api:
-        api.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-default-token", {})
-        timer = threading.Timer(0.3, lambda: api.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-default-token", {"token": "filled-later"}))
-        timer.start()
-        try:
-            props = {"kubeconfig": api.kubeconfig(), "timeoutSeconds": 5, "objectId": "x", "cluster": "east", "token": None}
-            assert RemoteAccessTokenProvider().create(props).outs["token"] == "filled-later"
-        finally:
-            timer.cancel()
-
-
 def test_link_component_alone():
     def program():
         source = lone_cluster(ClusterSpec("west", "sfo3", "s-4vcpu-8gb", 3))
         ClusterLink(
             "west-to-far",
             LinkArgs(
+                source="west",
                 source_provider=source.provider,
+                source_kubeconfig=source.kubeconfig,
                 target="far",
+                target_kubeconfig="far-kubeconfig",
                 target_endpoint="https://far.example",
                 target_ca_certificate=base64.b64encode(b"far-ca").decode(),
-                target_token=pulumi.Output.secret("far-token"),
                 target_gateway_address="198.51.100.9",
                 source_multicluster=source.provider,
-                source_kubeconfig=source.kubeconfig,
+                credentials_after=[],
+                timeout_seconds=5,
             ),
         )
 
-    result = run(FakeCloud(), program, stack="test")
+    # A preview: "far" is no cluster the fakes could serve.
+    result = run(FakeCloud(), program, stack="test", preview=True)
     (link,) = result.monitor.of_type(LINK)
     spec = unwrap(link.inputs["spec"])
     assert (link.inputs["metadata"]["name"], spec["targetClusterName"], spec["gatewayAddress"]) == ("far", "far", "198.51.100.9")
-    for secret in result.monitor.of_type(SECRET):
-        kubeconfig = yaml.safe_load(base64.b64decode(unwrap(secret.inputs["data"])["kubeconfig"]))
-        assert kubeconfig["clusters"][0]["cluster"] == {"server": "https://far.example", "certificate-authority-data": base64.b64encode(b"far-ca").decode()}
-        assert kubeconfig["users"][0]["user"] == {"token": "far-token"}
+    (credentials,) = result.monitor.of_type(DYNAMIC)
+    inputs = unwrap(credentials.inputs)
+    assert (inputs["source"], inputs["target"], inputs["tokenSecret"]) == ("west", "far", "linkerd-service-mirror-remote-access-west-token")
+    assert (inputs["targetEndpoint"], inputs["targetKubeconfig"]) == ("https://far.example", "far-kubeconfig")
+    assert credentials.urn in link.dependencies

@@ -13,12 +13,13 @@ from pulumi.runtime import rpc
 
 from components.mirror import MirroredServiceProvider
 from components.multicluster import GatewayAddressProvider
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, Run, run, run_main, unwrap
 from tests.program import provider_cluster
 
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 DYNAMIC = "pulumi-python:dynamic:Resource"
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
 GATEWAY, MOVED = "203.0.113.20", "203.0.113.77"

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from components import demo, linkerd, multicluster
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.fake_pods import IDENTITY, FakePods, IdentityCrashLoop, Proxy, chains, refused_connections
 from tests.fake_tls import StatefulTls
 from tests.harness import PROJECT, Run, run_main, unwrap
@@ -93,7 +93,7 @@ def walk(steps: list[str]) -> list[Step]:
             tls.replace(LOCALLY_SIGNED)  # a new renewal period: the engine replaces the issuers
         cloud = FakeCloud()
         cloud.tls = tls  # one stack: unchanged certificates are kept from the step before
-        result = run_main(cloud, config={"digitalocean:token": DO_TOKEN, f"{PROJECT}:identity": json.dumps(STEPS[name])})
+        result = run_main(cloud, config={f"{PROJECT}:identity": json.dumps(STEPS[name])})
         before = pods.fork()
         started = pods.deploy(cloud.kubernetes)
         done.append(Step(name, result, cloud, before, pods.fork(), started))

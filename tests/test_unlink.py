@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import pytest
 
 from components.unlink import LinkLeftoversProvider
-from tests.fake_cloud import DO_TOKEN, FakeCloud
+from tests.fake_cloud import FakeCloud
 from tests.fake_kubernetes import FakeCluster
 from tests.harness import PROJECT, Run, run_main
 
-TOKEN = {"digitalocean:token": DO_TOKEN}
+# The token comes from the environment (tests/conftest.py), never from the stack config.
+TOKEN: dict[str, str] = {}
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
 LEFTOVERS = "pulumi-python:dynamic/unlink:LinkLeftovers"
 # What the service mirror and the chart label as the link's (pkg/k8s/labels.go).
@@ -57,7 +58,12 @@ def test_the_link_made_mirrors_probe_and_lease_in_west(runs):
         "/api/v1/namespaces/emojivoto/endpoints/web-svc-east",
         "/api/v1/namespaces/emojivoto/services/web-svc-east",
         "/api/v1/namespaces/linkerd-multicluster/endpoints/probe-east",
+        # Written by the program (LinkCredentials), not by the service mirror.
+        "/api/v1/namespaces/linkerd-multicluster/secrets/cluster-credentials-east",
         "/api/v1/namespaces/linkerd-multicluster/services/probe-east",
+        "/api/v1/namespaces/linkerd/secrets/cluster-credentials-east",
+        # The chart's controller for the link.
+        "/apis/apps/v1/namespaces/linkerd-multicluster/deployments/controller-east",
         "/apis/coordination.k8s.io/v1/namespaces/linkerd-multicluster/leases/service-mirror-write-east",
     ]
 
