@@ -11,6 +11,7 @@ engine does, it diffs what exists, and deletes what the program no longer regist
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import runpy
 from dataclasses import dataclass
@@ -160,10 +161,11 @@ def _finish_pending_work() -> None:
         _, still = loop.run_until_complete(asyncio.wait(pending, timeout=5))
         for task in still:
             task.cancel()
-    # The run's error is the one raised; the same error echoed by dependent tasks is noise.
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()
+    # The run's error is the one raised; the same error echoed by dependent tasks, and by the
+    # failed resource's output futures (which no task awaits), is noise.
+    for future in tasks + [obj for obj in gc.get_objects() if isinstance(obj, asyncio.Future)]:
+        if future.done() and not future.cancelled():
+            future.exception()
 
 
 def deletion_order(state: dict[str, Registration], gone: set[str]) -> list[str]:
