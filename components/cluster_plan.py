@@ -17,6 +17,10 @@ from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
 # The getKubernetesCluster data source fails with this when no cluster has the name
 # (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
 CLUSTER_NOT_FOUND = "Unable to find cluster with name"
+# It also always fetches the cluster's credentials (resource_kubernetes_cluster.go,
+# digitaloceanKubernetesClusterRead), which a token without kubernetes:access_cluster (the
+# read-only preview token) may not: it then fails with this, although the cluster exists.
+CREDENTIALS_REFUSED = "Unable to fetch Kubernetes credentials"
 # The provider tags the cluster's built-in pool with this (resource_kubernetes_cluster.go).
 DEFAULT_POOL_TAG = "terraform:default-node-pool"
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
@@ -35,6 +39,10 @@ class LiveCluster:
     system_pool_size: Optional[str]
 
 
+# A cluster that exists, whose details this run's token may not read (a preview only).
+UNREAD = LiveCluster(id="", region="", version="", ha=False, cluster_subnet="", service_subnet="", system_pool_size=None)
+
+
 @dataclass(frozen=True)
 class ClusterPlan:
     # The version slug to register: an offered one for a new cluster, the running one otherwise.
@@ -43,12 +51,15 @@ class ClusterPlan:
 
 
 def find_cluster(name: str) -> Optional[LiveCluster]:
-    """The cluster DOKS knows by `name`, or None; any other failure of the lookup is raised."""
+    """The cluster DOKS knows by `name`, or None; UNREAD when a preview's token may not read it;
+    any other failure of the lookup is raised."""
     try:
         found = digitalocean.get_kubernetes_cluster(name=name)
     except Exception as error:  # the engine reports a failed invoke as a plain Exception
         if CLUSTER_NOT_FOUND in str(error):
             return None
+        if CREDENTIALS_REFUSED in str(error) and pulumi.runtime.is_dry_run():
+            return UNREAD
         raise
     built_in = next((pool for pool in found.node_pools or [] if DEFAULT_POOL_TAG in (pool.tags or [])), None)
     return LiveCluster(
@@ -110,7 +121,7 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     problems = []
     for name, spec in config.clusters.items():
         cluster = live.get(name)
-        if cluster is None:
+        if cluster is None or cluster is UNREAD:
             continue
         # Fixed at creation: each forces a new cluster (resource_kubernetes_cluster.go: region,
         # cluster_subnet and service_subnet are ForceNew, and so is the built-in pool's size).
@@ -143,6 +154,13 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise pulumi.RunError(f"the config asks for changes an existing cluster cannot take ({len(problems)}):\n{listed}")
+    unread = sorted(name for name, cluster in live.items() if cluster is UNREAD)
+    if unread:
+        pulumi.log.warn(
+            f"this preview's DigitalOcean token may not read the details of {', '.join(unread)} (it lacks "
+            "kubernetes:access_cluster, as a read-only preview token should): the checks of region, subnets and HA "
+            "against the running clusters, and the clusters' live Kubernetes objects, are left to `pulumi up`"
+        )
     new = [name for name, cluster in live.items() if cluster is None]
     version = choose_version(config.kubernetes_version, offered_versions()) if new else ""
     if not new and config.kubernetes_version and not any(_matches(v, config.kubernetes_version) for v in offered_versions()):
@@ -154,6 +172,9 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
     for name, cluster in live.items():
         if cluster is None:
             plans[name] = ClusterPlan(version=version, live=None)
+        elif cluster is UNREAD:
+            # Its running version is unknown here, and the engine ignores a change of it anyway.
+            plans[name] = ClusterPlan(version=version or config.kubernetes_version or "", live=None)
         else:
             # A running cluster needs no offered version: DOKS may have retired its minor long ago.
             plans[name] = ClusterPlan(version=cluster.version, live=cluster)

@@ -16,11 +16,13 @@ import base64
 import datetime as dt
 import functools
 import ipaddress
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Optional
 
 from tests.certificates import pem, self_signed_ca
+from tests.fake_account import PREVIEW_TOKEN
 
 # What `doctl kubernetes options versions` lists today: newest first, with DigitalOcean's suffix.
 # Retired minors (1.33 left upstream support in June 2026) are absent: DOKS creates nothing on them.
@@ -130,6 +132,13 @@ class FakeDigitalOcean:
         if record is None:
             # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
             raise ProviderError(f"Unable to find cluster with name: {args['name']}")
+        if _environment_token() == PREVIEW_TOKEN:
+            # The data source fetches the cluster's credentials every time (resource_kubernetes_cluster.go,
+            # digitaloceanKubernetesClusterRead), which needs kubernetes:access_cluster.
+            raise ProviderError(
+                f"Unable to fetch Kubernetes credentials: GET https://api.digitalocean.com/v2/kubernetes/clusters/{record.id}/credentials: "
+                "403 You are not authorized to perform this operation"
+            )
         pools = [{**record.system_pool, "tags": [DEFAULT_POOL_TAG]}, *record.pools.values()]
         return {
             "id": record.id,
@@ -265,3 +274,9 @@ class FakeDigitalOcean:
     def worker_nodes(self, name: str) -> int:
         """Nodes outside the built-in pool of the cluster with DOKS name `name`."""
         return sum(int(p["nodeCount"]) for p in self.accounts_clusters[name].pools.values())
+
+
+def _environment_token() -> str:
+    """The token the DigitalOcean provider runs with: DIGITALOCEAN_TOKEN, else DIGITALOCEAN_ACCESS_TOKEN
+    (terraform-provider-digitalocean's `token` default, digitalocean/provider.go)."""
+    return os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN") or ""

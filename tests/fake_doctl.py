@@ -1,5 +1,5 @@
 """A fake `doctl` for the tests: only `kubernetes cluster kubeconfig exec-credential`, as doctl
-behaves (commands/kubernetes.go, RunKubernetesKubeconfigExecCredential, at doctl v1.99.0).
+behaves (commands/kubernetes.go, RunKubernetesKubeconfigExecCredential, at doctl v1.166.0).
 tests/conftest.py puts it first on PATH as `doctl`; it has no config file (`doctl auth init`),
 so the token comes from DIGITALOCEAN_ACCESS_TOKEN only, and no credential cache (doctl keeps one
 per cluster until it expires): stricter, it checks the token on every call."""
@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_account import ACCOUNT_TOKENS, CLUSTER_TOKEN_SECONDS, cluster_token  # noqa: E402
+from fake_account import ACCOUNT_TOKENS, CLUSTER_TOKEN_SECONDS, PREVIEW_TOKEN, cluster_token  # noqa: E402
 
 
 def fail(message: str) -> None:
@@ -36,6 +36,9 @@ version = next((f.split("=", 1)[1] for f in flags if f.startswith("--version="))
 if version != "v1beta1":
     fail(f"Invalid version \"{version}\", expected 'v1beta1'")
 cluster_id = positional[0]
+if token == PREVIEW_TOKEN:
+    # GET /v2/kubernetes/clusters/<id>/credentials needs kubernetes:access_cluster: 403.
+    fail(f'Failed to fetch credentials for cluster "{cluster_id}": You are not authorized to perform this operation')
 if token not in ACCOUNT_TOKENS:
     # The API answers 401 {"id": "Unauthorized", "message": "Unable to authenticate you"}.
     fail(f'Failed to fetch credentials for cluster "{cluster_id}": Unable to authenticate you')

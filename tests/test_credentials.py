@@ -17,7 +17,7 @@ from components.kube_client import CredentialPluginError, api_client
 from components.link_credentials import LinkCredentialsProvider
 from components.kubeconfigs import exec_kubeconfig
 from kubernetes import client as kube_api
-from tests.fake_account import DO_TOKEN, ROTATED_DO_TOKEN, cluster_token
+from tests.fake_account import DO_TOKEN, PREVIEW_TOKEN, ROTATED_DO_TOKEN, cluster_token
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, stack_config, unwrap
@@ -132,6 +132,22 @@ def test_rotating_the_digitalocean_token_updates_nothing_on_the_next_up(monkeypa
     run_main(fakes, prior=first)
     # Every dynamic resource diffed as unchanged: nothing read, written or replaced again.
     assert (len(fakes.dynamic_creates), fakes.dynamic_updates) == (created, [])
+
+
+def test_a_read_only_preview_token_previews_a_deployed_stack_and_cannot_deploy(monkeypatch, caplog):
+    fakes = FakeCloud()
+    first = run_main(fakes)
+    # The pull-request preview's token: it may read clusters, never fetch their credentials.
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
+    with caplog.at_level("WARNING"):
+        preview = run_main(fakes, preview=True, prior=first)
+    assert changed(preview) == []
+    assert "lacks kubernetes:access_cluster" in caplog.text and "left to `pulumi up`" in caplog.text
+    # An `up` with it stops before anything is registered, naming what DigitalOcean refused.
+    fakes.registered.clear()
+    with pytest.raises(Exception, match="Unable to fetch Kubernetes credentials"):
+        run_main(fakes, prior=first)
+    assert fakes.registered == []
 
 
 def test_a_cluster_nothing_links_to_issues_no_remote_access_token(seed):

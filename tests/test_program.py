@@ -9,6 +9,7 @@ import re
 import pytest
 import yaml
 
+from bench import evaluate
 from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.harness import PROJECT, REPO, run_main, stack_config, unwrap
@@ -149,6 +150,12 @@ def test_linkerd_upgrade_changes_only_the_releases(seed):
     after = run_main(FakeCloud(), config={**TOKEN, f"{PROJECT}:linkerd": json.dumps({"version": "2026.7.1"})})
     changed = changed_between(before, after)
     assert changed == {f"{chart}-{cluster}" for chart in ("linkerd-crds", "linkerd-control-plane", "linkerd-viz", "linkerd-multicluster") for cluster in ("west", "east")}
+
+
+def test_the_benchmark_evaluates_the_configs_it_times(monkeypatch):
+    # `make bench` is not run by the tests; its configs must still be ones the program accepts.
+    monkeypatch.setattr(evaluate, "ROUNDS", 1)
+    assert evaluate.seconds(evaluate.SEED_CONFIG) > 0 and evaluate.seconds(full_mesh_config(2)) > 0
 
 
 def test_sixteen_clusters_in_a_full_mesh_register_every_link():
