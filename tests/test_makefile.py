@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import fake_tools
-from tests.makefile import copy_repo, make, variable
+from tests.makefile import REPO, copy_repo, make, variable
 
 PULUMI_VERSION = variable("PULUMI_VERSION")
 DOCTL_VERSION = variable("DOCTL_VERSION")
@@ -257,8 +258,9 @@ def test_doctl_for_a_platform_without_a_pin_is_checked_against_the_releases_chec
     assert (root / ".tools" / "doctl" / DOCTL_VERSION / "doctl").exists() is listed
 
 
-def test_the_pinned_doctl_checksum_is_a_sha256():
-    assert len(variable("DOCTL_SHA256_linux-amd64")) == 64 and int(variable("DOCTL_SHA256_linux-amd64"), 16) >= 0
+def test_every_pinned_doctl_checksum_is_a_sha256():
+    pinned = re.findall(r"^DOCTL_SHA256_[a-z]+-[a-z0-9]+ := (\S*)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in pinned), pinned
 
 
 @pytest.mark.parametrize("variable", ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])
