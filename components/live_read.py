@@ -132,7 +132,8 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
         if not self.look_live_on_diff or olds.get("kubeconfig") != news.get("kubeconfig"):
             return False
         try:
-            observed = self.observe(api_client(olds["kubeconfig"]), olds)
+            # One bounded attempt per request (no urllib3 retries): a look must not stall a preview.
+            observed = self.observe(api_client(olds["kubeconfig"], retries=0), olds)
         except Exception:  # a best-effort look: an unreachable cluster must not fail the preview
             return False
         return observed != self._stored_outputs(olds)

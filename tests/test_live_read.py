@@ -4,6 +4,7 @@ run the program twice on the same fakes, the second time as an update of the fir
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pulumi
@@ -11,12 +12,15 @@ import pulumi.dynamic
 import pytest
 from pulumi.runtime import rpc
 
+from components import link_credentials, multicluster
+from components.link_credentials import LinkCredentialsProvider
 from components.mirror import MirroredServiceProvider
 from components.multicluster import GatewayAddressProvider
 from tests.fake_cloud import FakeCloud
-from tests.fake_kube_api import FakeKubeAPI, core_path
+from tests.fake_kube_api import FakeKubeAPI, SilentServer, core_path
 from tests.harness import PROJECT, Run, run, run_main, unwrap
 from tests.program import provider_cluster
+from tests.test_credentials import credentials_props
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
@@ -193,3 +197,32 @@ def test_a_plain_up_follows_a_gateway_that_moved(runs):
     (mirror,) = moved.outputs["mirroredServices"]["west"]
     assert mirror["endpoints"] == [MOVED]
     assert steps(moved)["mirror-west-emojivoto-web-svc-east"] == "replace"
+
+
+def diff_in_thread(diff) -> pulumi.dynamic.DiffResult:
+    """`diff()`, or a failure instead of a stalled suite when it never returns."""
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(diff()), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert results, "the diff is still waiting for a cluster that never answers"
+    return results[0]
+
+
+@pytest.mark.parametrize("provider", ["gateway", "credentials"])
+def test_a_diffs_look_at_a_cluster_that_never_answers_is_one_bounded_request(monkeypatch, provider):
+    # A preview's diff looks at live clusters; one that accepts connections and never answers
+    # (a hung API server) must cost one request of REQUEST_TIMEOUT, not urllib3's retries, let
+    # alone a socket read without any timeout.
+    for module in (multicluster, link_credentials):
+        monkeypatch.setattr(module, "REQUEST_TIMEOUT", (1, 0.2), raising=False)
+    with SilentServer("east") as silent:
+        if provider == "gateway":
+            stored = gateway_props(silent, address=GATEWAY)
+            result = diff_in_thread(lambda: GatewayAddressProvider().diff("x", stored, gateway_props(silent)))
+        else:
+            stored = {**credentials_props(silent, silent), "fingerprint": "sha256:stored"}
+            result = diff_in_thread(lambda: LinkCredentialsProvider().diff("x", stored, credentials_props(silent, silent)))
+        assert silent.connections == 1
+    # What cannot be seen is no news: the inputs decide.
+    assert (result.changes, result.replaces) == (False, [])
