@@ -68,7 +68,7 @@ class LinkLeftoversProvider(pulumi.dynamic.ResourceProvider):
 
 @dataclass(frozen=True)
 class LinkLeftoversArgs:
-    source_kubeconfig: pulumi.Input[str]  # secret
+    source_kubeconfig: pulumi.Input[str]  # the exec form: no secret
     target: str
 
 
@@ -76,5 +76,4 @@ class LinkLeftovers(pulumi.dynamic.Resource, module="unlink", name="LinkLeftover
     """Its own type (`pulumi-python:dynamic/unlink:LinkLeftovers`): it is no live read."""
 
     def __init__(self, name: str, args: LinkLeftoversArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        inputs = {"kubeconfig": pulumi.Output.secret(args.source_kubeconfig), "target": args.target}
-        super().__init__(LinkLeftoversProvider(), name, inputs, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+        super().__init__(LinkLeftoversProvider(), name, {"kubeconfig": args.source_kubeconfig, "target": args.target}, opts)

@@ -99,6 +99,16 @@ def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(se
         assert rpc.is_rpc_secret(cluster.state["kubeConfigs"])
 
 
+def test_no_kubeconfig_is_kept_secret_as_none_holds_a_secret(seed):
+    # Marking them secret would only hide from every diff what changed in them.
+    _, result = seed
+    for registration in result.monitor.registrations.values():
+        for key, value in {**registration.inputs, **registration.state}.items():
+            if key.lower().endswith("kubeconfig"):
+                assert not rpc.is_rpc_secret(value), f"{registration.name}.{key} is secret"
+    assert "kubeconfigs" not in result.secret_outputs
+
+
 def test_the_stack_config_holds_no_token():
     assert not [key for key in stack_config("west-east") if key.startswith("digitalocean:")]
 
