@@ -185,7 +185,7 @@ def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
     fakes = FakeCloud()
     result = run_main(fakes, config={**TOKEN, f"{PROJECT}:exports": json.dumps(exports), f"{PROJECT}:clusters": json.dumps(clusters)})
     # The destination controller accepts the credentials copy only with its annotations.
-    assert fakes.kubernetes.remote_discovery_clusters(fakes.kubernetes.cluster_named("west")) == {"east": "loaded"}
+    assert set(fakes.kubernetes.cluster_named("west").discovery_credentials) == {"east"}
     (web,) = [s for s in result.monitor.of_type("kubernetes:core/v1:Service") if provider_cluster(s) == "east" and s.inputs["metadata"]["name"] == "web-svc"]
     assert web.inputs["metadata"]["labels"]["mirror.linkerd.io/exported"] == "remote-discovery"
     assert result.outputs["mirroredServices"] == {}
