@@ -17,8 +17,6 @@ from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
 # The getKubernetesCluster data source fails with this when no cluster has the name
 # (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
 CLUSTER_NOT_FOUND = "Unable to find cluster with name"
-# The provider tags the cluster's built-in pool with this (resource_kubernetes_cluster.go).
-DEFAULT_POOL_TAG = "terraform:default-node-pool"
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -50,7 +48,10 @@ def find_cluster(name: str) -> Optional[LiveCluster]:
         if CLUSTER_NOT_FOUND in str(error):
             return None
         raise
-    built_in = next((pool for pool in found.node_pools or [] if DEFAULT_POOL_TAG in (pool.tags or [])), None)
+    # The data source lists the built-in pool only, found by a tag it then filters out
+    # (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead; kubernetes.go FilterTags);
+    # none for a cluster made outside Pulumi and Terraform.
+    built_in = (found.node_pools or [None])[0]
     return LiveCluster(
         id=found.id,
         region=found.region,

@@ -130,7 +130,11 @@ class FakeDigitalOcean:
         if record is None:
             # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
             raise ProviderError(f"Unable to find cluster with name: {args['name']}")
-        pools = [{**record.system_pool, "tags": [DEFAULT_POOL_TAG]}, *record.pools.values()]
+        # The data source lists the built-in pool only (the one tagged terraform:default-node-pool),
+        # and without its `terraform:`/`k8s` tags (resource_kubernetes_cluster.go,
+        # digitaloceanKubernetesClusterRead; kubernetes.go, flattenNodePool and FilterTags).
+        built_in = record.system_pool if DEFAULT_POOL_TAG in record.system_pool.get("tags", []) else None
+        pools = [{**built_in, "tags": [t for t in built_in["tags"] if not t.startswith(("terraform:", "k8s:")) and t != "k8s"]}] if built_in else []
         return {
             "id": record.id,
             "name": record.name,
