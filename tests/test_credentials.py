@@ -21,6 +21,7 @@ from tests.fake_account import DO_TOKEN, ROTATED_DO_TOKEN, cluster_token
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, stack_config, unwrap
+from tests.live_props import credentials_props
 from pulumi.runtime import rpc
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
@@ -242,21 +243,6 @@ def test_a_failing_exec_plugin_is_a_clear_error_naming_the_cluster(monkeypatch, 
         api_client(exec_kubeconfig("east", "c-1", "http://127.0.0.1:9", "Y2E="))
     assert str(raised.value).startswith("cluster 'east': ")
     assert "dop_v1_of_another_account" not in str(raised.value) and DO_TOKEN not in str(raised.value)
-
-
-def credentials_props(source: FakeKubeAPI, target: FakeKubeAPI, endpoint: str = "https://east.example", timeout: float = 1) -> dict:
-    return {
-        "source": "west",
-        "target": "east",
-        "sourceKubeconfig": source.kubeconfig(),
-        "targetKubeconfig": target.kubeconfig(),
-        "targetEndpoint": endpoint,
-        "targetCaCertificate": base64.b64encode(b"east-ca").decode(),
-        "tokenSecret": "linkerd-service-mirror-remote-access-west-token",
-        "timeoutSeconds": timeout,
-        "remoteDiscoveryAnnotations": {},
-        "fingerprint": None,
-    }
 
 
 def test_link_credentials_wait_for_the_token_controller():

@@ -20,6 +20,7 @@ from components.mirror import MirroredServiceProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run, run_main, stack_config, unwrap
+from tests.live_props import mirror_props
 from tests.program import lone_cluster, provider_cluster, releases
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
@@ -221,20 +222,6 @@ def test_no_dynamic_resource_stores_a_remote_access_token(seed):
     assert unwrap(credentials.state["fingerprint"]).startswith("sha256:")
     for dynamic in result.monitor.of_type(DYNAMIC):
         assert token not in json.dumps(unwrap(dynamic.inputs)) + json.dumps(unwrap(dynamic.state))
-
-
-def mirror_props(api: FakeKubeAPI, timeout: float = 2.0, gateway: str = "203.0.113.20") -> dict:
-    return {
-        "kubeconfig": api.kubeconfig(),
-        "timeoutSeconds": timeout,
-        "objectId": "emojivoto/web-svc-east",
-        "link": "west->east",
-        "namespace": "emojivoto",
-        "service": "web-svc-east",
-        "gatewayAddress": gateway,
-        "clusterIP": None,
-        "endpoints": None,
-    }
 
 
 class TestMirroredServiceProvider:

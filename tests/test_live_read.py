@@ -19,30 +19,14 @@ from components.multicluster import GatewayAddressProvider
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, SilentServer, core_path
 from tests.harness import PROJECT, Run, run, run_main, unwrap
+from tests.live_props import GATEWAY, credentials_props, mirror_props
 from tests.program import provider_cluster
-from tests.test_credentials import credentials_props
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
 DYNAMIC = "pulumi-python:dynamic:Resource"
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
-GATEWAY, MOVED = "203.0.113.20", "203.0.113.77"
-
-
-def mirror_props(api: FakeKubeAPI, gateway: str = GATEWAY, **outputs) -> dict:
-    return {
-        "__provider": "pickled-provider",
-        "kubeconfig": api.kubeconfig(),
-        "timeoutSeconds": 300,
-        "objectId": "emojivoto/web-svc-east",
-        "link": "west->east",
-        "namespace": "emojivoto",
-        "service": "web-svc-east",
-        "gatewayAddress": gateway,
-        "clusterIP": None,
-        "endpoints": None,
-        **outputs,
-    }
+MOVED = "203.0.113.77"
 
 
 def gateway_props(api: FakeKubeAPI, **outputs) -> dict:
