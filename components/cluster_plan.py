@@ -37,7 +37,6 @@ class LiveCluster:
 class ClusterPlan:
     # The version slug to register: an offered one for a new cluster, the running one otherwise.
     version: str
-    live: Optional[LiveCluster]
 
 
 def find_cluster(name: str) -> Optional[LiveCluster]:
@@ -151,11 +150,5 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
             f"kubernetesVersion {config.kubernetes_version!r} is no longer offered by DOKS: the existing clusters keep running "
             "and are left alone, but a cluster added later needs an offered version (`doctl kubernetes options versions`)"
         )
-    plans = {}
-    for name, cluster in live.items():
-        if cluster is None:
-            plans[name] = ClusterPlan(version=version, live=None)
-        else:
-            # A running cluster needs no offered version: DOKS may have retired its minor long ago.
-            plans[name] = ClusterPlan(version=cluster.version, live=cluster)
-    return plans
+    # A running cluster needs no offered version: DOKS may have retired its minor long ago.
+    return {name: ClusterPlan(version=cluster.version if cluster else version) for name, cluster in live.items()}
