@@ -40,6 +40,8 @@ CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
 CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
 # On the controller's pod template: a new value rolls the Deployment, as `kubectl rollout restart`.
 CREDENTIALS_ANNOTATION = "linkerd-mesh/link-credentials"
+# What `_held` reports for a copy whose metadata is not what is asked for: never a fingerprint.
+OUTDATED = "outdated"
 
 
 def credentials_secret_name(target: str) -> str:
@@ -99,12 +101,16 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def _held(core: Any, props: dict) -> dict[str, Optional[str]]:
-        """namespace -> fingerprint of the kubeconfig the linking cluster holds there (None: none)."""
+        """namespace -> fingerprint of the kubeconfig the linking cluster holds there (None: none;
+        OUTDATED: a copy in `linkerd` without the annotations asked for, so it is written again)."""
         held = {}
         for namespace in (MULTICLUSTER_NAMESPACE, LINKERD_NAMESPACE):
             secret = read_or_none(lambda: core.read_namespaced_secret(credentials_secret_name(props["target"]), namespace, _request_timeout=REQUEST_TIMEOUT))
             data = (secret.data or {}).get("kubeconfig") if secret else None
             held[namespace] = fingerprint(base64.b64decode(data).decode()) if data else None
+            wanted = dict(props.get("remoteDiscoveryAnnotations") or {})
+            if namespace == LINKERD_NAMESPACE and secret and wanted.items() - (secret.metadata.annotations or {}).items():
+                held[namespace] = OUTDATED
         return held
 
     def _write(self, props: dict) -> str:

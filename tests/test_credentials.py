@@ -290,6 +290,22 @@ def test_new_credentials_are_rewritten_where_each_controller_notices_and_delete_
         assert not [path for path in west.objects if "cluster-credentials" in path]
 
 
+def test_new_remote_discovery_annotations_reach_the_copy_in_linkerd():
+    provider = LinkCredentialsProvider()
+    annotations = {"multicluster.linkerd.io/cluster-domain": "cluster.local", "multicluster.linkerd.io/trust-domain": "cluster.local"}
+    with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
+        east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {"token": "t1"})
+        olds = provider.create(credentials_props(west, east)).outs
+        news = {**credentials_props(west, east), "remoteDiscoveryAnnotations": annotations}
+        assert provider.diff("id", olds, news).changes
+        updated = provider.update("id", olds, news).outs
+        copy = west.get(core_path("linkerd", "secrets", "cluster-credentials-east"))
+        assert copy["metadata"]["annotations"] == annotations
+        # The destination controller has no update handler: the copy was deleted and created.
+        assert [method for method, path, _ in west.writes if path.startswith("/api/v1/namespaces/linkerd/")][-2:] == ["DELETE", "POST"]
+        assert not provider.diff("id", updated, news).changes
+
+
 def test_without_doctl_the_run_stops_at_the_first_cluster_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(Exception, match=r"cluster '(west|east)': the kubeconfig runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 [-0-9a-f]+` for credentials, but 'doctl' is not on PATH"):
