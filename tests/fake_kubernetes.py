@@ -278,8 +278,14 @@ class FakeKubernetes:
                 },
             )
         # The chart creates each token Secret empty; Kubernetes' token controller fills it later.
+        # Helm deletes the Secret of an account the chart no longer renders
+        # (remote-access-service-mirror-rbac.yaml renders one per remoteMirrorServiceAccountName).
+        accounts = cluster.remote_access_accounts()
+        for path, obj in list(api.objects.items()):
+            if obj.get("type") == "kubernetes.io/service-account-token" and obj["metadata"]["name"].removesuffix("-token") not in accounts:
+                api.delete(path)
         late = cluster.short in self.token_missing_in
-        for account in cluster.remote_access_accounts():
+        for account in accounts:
             token = {} if late else {"token": cluster.remote_access_token(account)}
             api.put_secret(MULTICLUSTER_NAMESPACE, f"{account}-token", token, type="kubernetes.io/service-account-token")
         # The chart runs one controller per `controllers` entry, for the Link of that name.

@@ -182,6 +182,7 @@ def test_two_links_into_one_cluster_get_two_accounts_and_removing_one_revokes_it
     run_main(fakes, config=three_clusters([{"from": "west", "to": "east"}]), prior=both)
     assert east.multicluster_values()["remoteMirrorServiceAccountName"] == [account("west")]
     assert not east.accepts(north_token)
+    assert core_path("linkerd-multicluster", "secrets", f"{account('north')}-token") not in kube.produced(east)
     assert ("Secret", "linkerd-multicluster", "cluster-credentials-east") not in north.objects
     assert kube.mirrors_in(north) == {}, "north's service mirror still reaches east"
     assert east.accepts(held_token(west, "east")) and kube.mirrors_in(west)
