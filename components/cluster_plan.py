@@ -17,6 +17,10 @@ from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
 # The getKubernetesCluster data source fails with this when no cluster has the name
 # (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
 CLUSTER_NOT_FOUND = "Unable to find cluster with name"
+# It fails with this when it found the cluster but may not fetch its credentials, which it does on
+# every read (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead): a read-only
+# preview token without kubernetes:access_cluster.
+CREDENTIALS_REFUSED = "Unable to fetch Kubernetes credentials"
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -39,13 +43,20 @@ class ClusterPlan:
     version: str
 
 
+class ClusterDetailsRefused(Exception):
+    """The cluster exists, but this token may not read its details."""
+
+
 def find_cluster(name: str) -> Optional[LiveCluster]:
-    """The cluster DOKS knows by `name`, or None; any other failure of the lookup is raised."""
+    """The cluster DOKS knows by `name`, or None; ClusterDetailsRefused in a preview whose token may
+    not read it; any other failure of the lookup is raised."""
     try:
         found = digitalocean.get_kubernetes_cluster(name=name)
     except Exception as error:  # the engine reports a failed invoke as a plain Exception
         if CLUSTER_NOT_FOUND in str(error):
             return None
+        if CREDENTIALS_REFUSED in str(error) and pulumi.runtime.is_dry_run():
+            raise ClusterDetailsRefused(name) from None
         raise
     # The data source lists the built-in pool only, found by a tag it then filters out
     # (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead; kubernetes.go FilterTags);
@@ -138,7 +149,19 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
 def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
     """One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
     stack = pulumi.get_stack()
-    live = {name: find_cluster(doks_name(stack, name)) for name in config.clusters}
+    live: dict[str, Optional[LiveCluster]] = {}
+    unread: list[str] = []
+    for name in config.clusters:
+        try:
+            live[name] = find_cluster(doks_name(stack, name))
+        except ClusterDetailsRefused:
+            unread.append(name)
+    if unread:
+        pulumi.log.warn(
+            f"this token may not read the details of the running clusters {', '.join(unread)} (a read-only preview token, "
+            "without kubernetes:access_cluster): this preview does not check them for changes DOKS would refuse, "
+            "and shows their stored version; `pulumi up` checks them"
+        )
     problems = refused_changes(config, live, namespace)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
@@ -150,5 +173,8 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
             f"kubernetesVersion {config.kubernetes_version!r} is no longer offered by DOKS: the existing clusters keep running "
             "and are left alone, but a cluster added later needs an offered version (`doctl kubernetes options versions`)"
         )
-    # A running cluster needs no offered version: DOKS may have retired its minor long ago.
-    return {name: ClusterPlan(version=cluster.version if cluster else version) for name, cluster in live.items()}
+    # A running cluster needs no offered version: DOKS may have retired its minor long ago. One whose
+    # version this preview cannot read registers none: the engine puts the stored one in its place
+    # (ignoreChanges, applied before the provider's Check: pulumi pkg/resource/deploy/step_generator.go).
+    plans = {name: ClusterPlan(version=cluster.version if cluster else version) for name, cluster in live.items()}
+    return {**plans, **{name: ClusterPlan(version="") for name in unread}}

@@ -16,11 +16,13 @@ import base64
 import datetime as dt
 import functools
 import ipaddress
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Optional
 
 from tests.certificates import pem, self_signed_ca
+from tests.fake_account import PREVIEW_TOKEN
 
 # What `doctl kubernetes options versions` lists today: newest first, with DigitalOcean's suffix.
 # Retired minors (1.33 left upstream support in June 2026) are absent: DOKS creates nothing on them.
@@ -130,6 +132,13 @@ class FakeDigitalOcean:
         if record is None:
             # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
             raise ProviderError(f"Unable to find cluster with name: {args['name']}")
+        # The data source also fetches the cluster's credentials, each time (resource_kubernetes_cluster.go,
+        # digitaloceanKubernetesClusterRead: GetCredentials), which needs the kubernetes:access_cluster scope.
+        if (os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")) == PREVIEW_TOKEN:
+            raise ProviderError(
+                f"Unable to fetch Kubernetes credentials: GET https://api.digitalocean.com/v2/kubernetes/clusters/{record.id}/credentials: "
+                "403 You are not authorized to perform this operation"
+            )
         # The data source lists the built-in pool only (the one tagged terraform:default-node-pool),
         # and without its `terraform:`/`k8s` tags (resource_kubernetes_cluster.go,
         # digitaloceanKubernetesClusterRead; kubernetes.go, flattenNodePool and FilterTags).
