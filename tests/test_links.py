@@ -167,13 +167,13 @@ def test_exporting_a_service_that_does_not_exist_fails_at_the_patch():
     assert not [outs for outs in fakes.dynamic_creates if "endpoints" in outs]
 
 
-def test_a_mirror_that_never_appears_fails_the_update_with_the_likely_causes():
+def test_a_mirror_that_never_becomes_ready_fails_the_update_with_the_likely_causes():
     fakes = FakeCloud()
     fakes.kubernetes.unreachable_gateways.add("east")
     with pytest.raises(WaitTimedOut) as raised:
         run_main(fakes, config={**TOKEN, f"{PROJECT}:waitTimeoutSeconds": "1"})
     message = str(raised.value)
-    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s (the service does not exist)" in message
+    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s (the service exists but has no endpoints)" in message
     for cause in ("gateway is unreachable", "namespace 'emojivoto' does not exist in the linking cluster", "not exported"):
         assert cause in message
 
