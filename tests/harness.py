@@ -78,6 +78,11 @@ class RecordingMonitor(mocks.MockMonitor):
             return resource_pb2.RegisterResourceResponse(urn=urn)
         mocks._ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        old = self.prior.get(urn)
+        if old is not None and request.custom:
+            # The engine puts each ignored input's stored value in place before the provider's Check
+            # and Diff (pulumi pkg/resource/deploy/step_generator.go, processIgnoreChanges); top-level keys here.
+            inputs = {**inputs, **{key: old.inputs[key] for key in request.ignoreChanges if key in old.inputs}}
         args = mocks.MockResourceArgs(
             typ=request.type,
             name=request.name,
@@ -86,7 +91,6 @@ class RecordingMonitor(mocks.MockMonitor):
             resource_id=request.importId,
             custom=request.custom or False,
         )
-        old = self.prior.get(urn)
         if old is not None and args.custom:
             id_, state, step = self.mocks.existing_resource(args, old)
         else:

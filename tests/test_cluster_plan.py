@@ -76,6 +76,17 @@ def test_a_preview_with_the_read_only_token_plans_without_the_running_clusters_d
         run_main(fakes, config=TOKEN)
 
 
+def test_a_read_only_preview_of_a_running_stack_shows_its_clusters_unchanged(monkeypatch):
+    fakes = FakeCloud()
+    first = run_main(fakes, config=TOKEN)
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
+    preview = run_main(fakes, config=TOKEN, preview=True, prior=first)
+    # The version it could not read is ignored (ignoreChanges): the stored one stands.
+    assert {r.inputs["name"]: (r.step, r.inputs["version"]) for r in preview.monitor.of_type(CLUSTER)} == {
+        name: ("same", version) for name, version in versions_of(first).items()
+    }
+
+
 def test_a_new_cluster_beside_a_running_one_gets_the_newest_offered_version():
     fakes = FakeCloud()
     existing(fakes, "west")
