@@ -24,7 +24,7 @@ from kubernetes import client as kube_api
 
 from components.kube_client import api_client
 from components.live_read import REQUEST_TIMEOUT, read_or_none
-from components.names import MULTICLUSTER_NAMESPACE
+from components.names import MULTICLUSTER_NAMESPACE, service_mirror_lease
 
 # Labels the service mirror puts on what it makes (pkg/k8s/labels.go).
 MIRRORED_SERVICE_LABEL = "mirror.linkerd.io/mirrored-service"
@@ -62,7 +62,7 @@ class LinkLeftoversProvider(pulumi.dynamic.ResourceProvider):
         _delete_each(core.list_namespaced_service(MULTICLUSTER_NAMESPACE, label_selector=probe, _request_timeout=REQUEST_TIMEOUT), core.delete_namespaced_service)
         _delete_each(core.list_namespaced_endpoints(MULTICLUSTER_NAMESPACE, label_selector=probe, _request_timeout=REQUEST_TIMEOUT), core.delete_namespaced_endpoints)
         leases = kube_api.CoordinationV1Api(core.api_client)
-        lease = f"service-mirror-write-{target}"  # the controller's (multicluster/cmd/service-mirror/main.go)
+        lease = service_mirror_lease(target)
         read_or_none(lambda: leases.delete_namespaced_lease(lease, MULTICLUSTER_NAMESPACE, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
 
