@@ -33,7 +33,7 @@ from kubernetes import client as kube_api
 
 from components.kube_client import api_client
 from components.kubeconfigs import token_kubeconfig
-from components.live_read import REQUEST_TIMEOUT, NotReady, poll_until_ready, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, NotReady, look_client, poll_until_ready, read_or_none, waited
 from components.names import LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller
 
 CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
@@ -68,10 +68,8 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
             # Rewritten in place: the Secrets keep their names, whatever changed.
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         try:
-            # A look, not a wait: one bounded attempt per request (no urllib3 retries), so a cluster
-            # that never answers costs a preview seconds, not forever.
-            wanted = fingerprint(self._kubeconfig(self._token(api_client(news["targetKubeconfig"], retries=0), news), news))
-            held = self._held(kube_api.CoreV1Api(api_client(news["sourceKubeconfig"], retries=0)), news)
+            wanted = fingerprint(self._kubeconfig(self._token(look_client(news["targetKubeconfig"]), news), news))
+            held = self._held(kube_api.CoreV1Api(look_client(news["sourceKubeconfig"])), news)
         except NotReady:
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         except Exception:  # noqa: BLE001 - a cluster this run cannot reach (a preview token without cluster access) is no news

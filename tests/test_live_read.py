@@ -4,15 +4,18 @@ run the program twice on the same fakes, the second time as an update of the fir
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pulumi
 import pulumi.dynamic
 import pytest
 from pulumi.runtime import rpc
 
-from components import link_credentials, multicluster
+from components import link_credentials, live_read, multicluster
+from components.kubeconfigs import exec_kubeconfig
 from components.link_credentials import LinkCredentialsProvider
 from components.mirror import MirroredServiceProvider
 from components.multicluster import GatewayAddressProvider
@@ -183,13 +186,14 @@ def test_a_plain_up_follows_a_gateway_that_moved(runs):
     assert steps(moved)["mirror-west-emojivoto-web-svc-east"] == "replace"
 
 
-def diff_in_thread(diff) -> pulumi.dynamic.DiffResult:
-    """`diff()`, or a failure instead of a stalled suite when it never returns."""
+def diff_in_thread(diff, seconds: float = 30) -> pulumi.dynamic.DiffResult:
+    """`diff()`, or a failure instead of a stalled suite when it has not returned after `seconds`
+    (many times what it should take)."""
     results: list = []
     worker = threading.Thread(target=lambda: results.append(diff()), daemon=True)
     worker.start()
-    worker.join(timeout=30)
-    assert results, "the diff is still waiting for a cluster that never answers"
+    worker.join(timeout=seconds)
+    assert results, "the diff is still waiting for something that never answers"
     return results[0]
 
 
@@ -209,4 +213,23 @@ def test_a_diffs_look_at_a_cluster_that_never_answers_is_one_bounded_request(mon
             result = diff_in_thread(lambda: LinkCredentialsProvider().diff("x", stored, credentials_props(silent, silent)))
         assert silent.connections == 1
     # What cannot be seen is no news: the inputs decide.
+    assert (result.changes, result.replaces) == (False, [])
+
+
+@pytest.mark.parametrize("provider", ["gateway", "credentials"])
+def test_a_diffs_look_waits_for_a_hung_credential_plugin_no_longer_than_for_a_request(monkeypatch, tmp_path, provider):
+    # doctl waiting on an unreachable DigitalOcean API: the look gives up as it would on a request.
+    monkeypatch.setattr(live_read, "REQUEST_TIMEOUT", (0.5, 0.5))
+    hanging = tmp_path / "doctl"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    kubeconfig = exec_kubeconfig("east", "c-hangs", "http://127.0.0.1:9", "Y2E=")
+    hung = SimpleNamespace(kubeconfig=lambda: kubeconfig)
+    if provider == "gateway":
+        stored = gateway_props(hung, address=GATEWAY)
+        result = diff_in_thread(lambda: GatewayAddressProvider().diff("x", stored, gateway_props(hung)), seconds=10)
+    else:
+        stored = {**credentials_props(hung, hung), "fingerprint": "sha256:stored"}
+        result = diff_in_thread(lambda: LinkCredentialsProvider().diff("x", stored, credentials_props(hung, hung)), seconds=10)
     assert (result.changes, result.replaces) == (False, [])
