@@ -219,7 +219,7 @@ def test_a_diffs_look_at_a_cluster_that_never_answers_is_one_bounded_request(mon
 @pytest.mark.parametrize("provider", ["gateway", "credentials"])
 def test_a_diffs_look_waits_for_a_hung_credential_plugin_no_longer_than_for_a_request(monkeypatch, tmp_path, provider):
     # doctl waiting on an unreachable DigitalOcean API: the look gives up as it would on a request.
-    monkeypatch.setattr(live_read, "REQUEST_TIMEOUT", (0.5, 0.5))
+    monkeypatch.setattr(live_read, "REQUEST_TIMEOUT", (0.2, 0.2))
     hanging = tmp_path / "doctl"
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")
     hanging.chmod(0o755)
