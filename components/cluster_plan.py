@@ -17,12 +17,10 @@ from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
 # The getKubernetesCluster data source fails with this when no cluster has the name
 # (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
 CLUSTER_NOT_FOUND = "Unable to find cluster with name"
-# It also always fetches the cluster's credentials (resource_kubernetes_cluster.go,
-# digitaloceanKubernetesClusterRead), which a token without kubernetes:access_cluster (the
-# read-only preview token) may not: it then fails with this, although the cluster exists.
+# It fails with this when it found the cluster but may not fetch its credentials, which it does on
+# every read (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead): a read-only
+# preview token without kubernetes:access_cluster.
 CREDENTIALS_REFUSED = "Unable to fetch Kubernetes credentials"
-# The provider tags the cluster's built-in pool with this (resource_kubernetes_cluster.go).
-DEFAULT_POOL_TAG = "terraform:default-node-pool"
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
@@ -39,29 +37,31 @@ class LiveCluster:
     system_pool_size: Optional[str]
 
 
-# A cluster that exists, whose details this run's token may not read (a preview only).
-UNREAD = LiveCluster(id="", region="", version="", ha=False, cluster_subnet="", service_subnet="", system_pool_size=None)
-
-
 @dataclass(frozen=True)
 class ClusterPlan:
     # The version slug to register: an offered one for a new cluster, the running one otherwise.
     version: str
-    live: Optional[LiveCluster]
+
+
+class ClusterDetailsRefused(Exception):
+    """The cluster exists, but this token may not read its details."""
 
 
 def find_cluster(name: str) -> Optional[LiveCluster]:
-    """The cluster DOKS knows by `name`, or None; UNREAD when a preview's token may not read it;
-    any other failure of the lookup is raised."""
+    """The cluster DOKS knows by `name`, or None; ClusterDetailsRefused in a preview whose token may
+    not read it; any other failure of the lookup is raised."""
     try:
         found = digitalocean.get_kubernetes_cluster(name=name)
     except Exception as error:  # the engine reports a failed invoke as a plain Exception
         if CLUSTER_NOT_FOUND in str(error):
             return None
         if CREDENTIALS_REFUSED in str(error) and pulumi.runtime.is_dry_run():
-            return UNREAD
+            raise ClusterDetailsRefused(name) from None
         raise
-    built_in = next((pool for pool in found.node_pools or [] if DEFAULT_POOL_TAG in (pool.tags or [])), None)
+    # The data source lists the built-in pool only, found by a tag it then filters out
+    # (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead; kubernetes.go FilterTags);
+    # none for a cluster made outside Pulumi and Terraform.
+    built_in = (found.node_pools or [None])[0]
     return LiveCluster(
         id=found.id,
         region=found.region,
@@ -121,7 +121,7 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     problems = []
     for name, spec in config.clusters.items():
         cluster = live.get(name)
-        if cluster is None or cluster is UNREAD:
+        if cluster is None:
             continue
         # Fixed at creation: each forces a new cluster (resource_kubernetes_cluster.go: region,
         # cluster_subnet and service_subnet are ForceNew, and so is the built-in pool's size).
@@ -149,18 +149,23 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
 def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
     """One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
     stack = pulumi.get_stack()
-    live = {name: find_cluster(doks_name(stack, name)) for name in config.clusters}
+    live: dict[str, Optional[LiveCluster]] = {}
+    unread: list[str] = []
+    for name in config.clusters:
+        try:
+            live[name] = find_cluster(doks_name(stack, name))
+        except ClusterDetailsRefused:
+            unread.append(name)
+    if unread:
+        pulumi.log.warn(
+            f"this token may not read the details of the running clusters {', '.join(unread)} (a read-only preview token, "
+            "without kubernetes:access_cluster): this preview does not check them for changes DOKS would refuse, "
+            "and shows their stored version; `pulumi up` checks them"
+        )
     problems = refused_changes(config, live, namespace)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise pulumi.RunError(f"the config asks for changes an existing cluster cannot take ({len(problems)}):\n{listed}")
-    unread = sorted(name for name, cluster in live.items() if cluster is UNREAD)
-    if unread:
-        pulumi.log.warn(
-            f"this preview's DigitalOcean token may not read the details of {', '.join(unread)} (it lacks "
-            "kubernetes:access_cluster, as a read-only preview token should): the checks of region, subnets and HA "
-            "against the running clusters, and the clusters' live Kubernetes objects, are left to `pulumi up`"
-        )
     new = [name for name, cluster in live.items() if cluster is None]
     version = choose_version(config.kubernetes_version, offered_versions()) if new else ""
     if not new and config.kubernetes_version and not any(_matches(v, config.kubernetes_version) for v in offered_versions()):
@@ -168,14 +173,8 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
             f"kubernetesVersion {config.kubernetes_version!r} is no longer offered by DOKS: the existing clusters keep running "
             "and are left alone, but a cluster added later needs an offered version (`doctl kubernetes options versions`)"
         )
-    plans = {}
-    for name, cluster in live.items():
-        if cluster is None:
-            plans[name] = ClusterPlan(version=version, live=None)
-        elif cluster is UNREAD:
-            # Its running version is unknown here, and the engine ignores a change of it anyway.
-            plans[name] = ClusterPlan(version=version or config.kubernetes_version or "", live=None)
-        else:
-            # A running cluster needs no offered version: DOKS may have retired its minor long ago.
-            plans[name] = ClusterPlan(version=cluster.version, live=cluster)
-    return plans
+    # A running cluster needs no offered version: DOKS may have retired its minor long ago. One whose
+    # version this preview cannot read registers none: the engine puts the stored one in its place
+    # (ignoreChanges, applied before the provider's Check: pulumi pkg/resource/deploy/step_generator.go).
+    plans = {name: ClusterPlan(version=cluster.version if cluster else version) for name, cluster in live.items()}
+    return {**plans, **{name: ClusterPlan(version="") for name in unread}}

@@ -33,13 +33,15 @@ from kubernetes import client as kube_api
 
 from components.kube_client import api_client
 from components.kubeconfigs import token_kubeconfig
-from components.live_read import NotReady, poll_until_ready, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, NotReady, look_client, poll_until_ready, read_or_none, waited
 from components.names import LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller
 
 CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
 CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
 # On the controller's pod template: a new value rolls the Deployment, as `kubectl rollout restart`.
 CREDENTIALS_ANNOTATION = "linkerd-mesh/link-credentials"
+# What `_held` reports for a copy whose metadata is not what is asked for: never a fingerprint.
+OUTDATED = "outdated"
 
 
 def credentials_secret_name(target: str) -> str:
@@ -66,8 +68,8 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
             # Rewritten in place: the Secrets keep their names, whatever changed.
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         try:
-            wanted = fingerprint(self._kubeconfig(self._token(api_client(news["targetKubeconfig"]), news), news))
-            held = self._held(kube_api.CoreV1Api(api_client(news["sourceKubeconfig"])), news)
+            wanted = fingerprint(self._kubeconfig(self._token(look_client(news["targetKubeconfig"]), news), news))
+            held = self._held(kube_api.CoreV1Api(look_client(news["sourceKubeconfig"])), news)
         except NotReady:
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         except Exception:  # noqa: BLE001 - a cluster this run cannot reach (a preview token without cluster access) is no news
@@ -77,11 +79,11 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
     def delete(self, _id: str, props: dict) -> None:
         core = kube_api.CoreV1Api(api_client(props["sourceKubeconfig"]))
         for namespace in (MULTICLUSTER_NAMESPACE, LINKERD_NAMESPACE):
-            read_or_none(lambda: core.delete_namespaced_secret(credentials_secret_name(props["target"]), namespace))
+            read_or_none(lambda: core.delete_namespaced_secret(credentials_secret_name(props["target"]), namespace, _request_timeout=REQUEST_TIMEOUT))
 
     @staticmethod
     def _token(target_api: Any, props: dict) -> str:
-        secret = read_or_none(lambda: kube_api.CoreV1Api(target_api).read_namespaced_secret(props["tokenSecret"], MULTICLUSTER_NAMESPACE))
+        secret = read_or_none(lambda: kube_api.CoreV1Api(target_api).read_namespaced_secret(props["tokenSecret"], MULTICLUSTER_NAMESPACE, _request_timeout=REQUEST_TIMEOUT))
         if secret is None:
             raise NotReady("the Secret does not exist")
         token = base64.b64decode((secret.data or {}).get("token") or "").decode()
@@ -97,12 +99,16 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def _held(core: Any, props: dict) -> dict[str, Optional[str]]:
-        """namespace -> fingerprint of the kubeconfig the linking cluster holds there (None: none)."""
+        """namespace -> fingerprint of the kubeconfig the linking cluster holds there (None: none;
+        OUTDATED: a copy in `linkerd` without the annotations asked for, so it is written again)."""
         held = {}
         for namespace in (MULTICLUSTER_NAMESPACE, LINKERD_NAMESPACE):
-            secret = read_or_none(lambda: core.read_namespaced_secret(credentials_secret_name(props["target"]), namespace))
+            secret = read_or_none(lambda: core.read_namespaced_secret(credentials_secret_name(props["target"]), namespace, _request_timeout=REQUEST_TIMEOUT))
             data = (secret.data or {}).get("kubeconfig") if secret else None
             held[namespace] = fingerprint(base64.b64decode(data).decode()) if data else None
+            wanted = dict(props.get("remoteDiscoveryAnnotations") or {})
+            if namespace == LINKERD_NAMESPACE and secret and wanted.items() - (secret.metadata.annotations or {}).items():
+                held[namespace] = OUTDATED
         return held
 
     def _write(self, props: dict) -> str:
@@ -121,21 +127,23 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
             return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": CREDENTIALS_SECRET_TYPE, "data": data}
 
         if held[MULTICLUSTER_NAMESPACE] is None:
-            core.create_namespaced_secret(MULTICLUSTER_NAMESPACE, body(MULTICLUSTER_NAMESPACE))
+            core.create_namespaced_secret(MULTICLUSTER_NAMESPACE, body(MULTICLUSTER_NAMESPACE), _request_timeout=REQUEST_TIMEOUT)
         elif held[MULTICLUSTER_NAMESPACE] != written:
-            core.replace_namespaced_secret(name, MULTICLUSTER_NAMESPACE, body(MULTICLUSTER_NAMESPACE))
+            core.replace_namespaced_secret(name, MULTICLUSTER_NAMESPACE, body(MULTICLUSTER_NAMESPACE), _request_timeout=REQUEST_TIMEOUT)
             self._restart_controller(source_api, props["target"], written)
         if held[LINKERD_NAMESPACE] != written:
             if held[LINKERD_NAMESPACE] is not None:
-                core.delete_namespaced_secret(name, LINKERD_NAMESPACE)
-            core.create_namespaced_secret(LINKERD_NAMESPACE, body(LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: props["target"]}, props.get("remoteDiscoveryAnnotations")))
+                core.delete_namespaced_secret(name, LINKERD_NAMESPACE, _request_timeout=REQUEST_TIMEOUT)
+            core.create_namespaced_secret(
+                LINKERD_NAMESPACE, body(LINKERD_NAMESPACE, {CLUSTER_NAME_LABEL: props["target"]}, props.get("remoteDiscoveryAnnotations")), _request_timeout=REQUEST_TIMEOUT
+            )
         return written
 
     @staticmethod
     def _restart_controller(source_api: Any, target: str, written: str) -> None:
         patch = {"spec": {"template": {"metadata": {"annotations": {CREDENTIALS_ANNOTATION: written.removeprefix("sha256:")[:16]}}}}}
         # No Deployment (404): no controller runs that could hold the old credentials.
-        read_or_none(lambda: kube_api.AppsV1Api(source_api).patch_namespaced_deployment(link_controller(target), MULTICLUSTER_NAMESPACE, patch))
+        read_or_none(lambda: kube_api.AppsV1Api(source_api).patch_namespaced_deployment(link_controller(target), MULTICLUSTER_NAMESPACE, patch, _request_timeout=REQUEST_TIMEOUT))
 
     @staticmethod
     def _timeout_message(props: dict, last_state: str) -> str:

@@ -35,6 +35,12 @@ POLL_SECONDS = 5.0
 REQUEST_TIMEOUT = (5, 10)
 
 
+def look_client(kubeconfig: str) -> Any:
+    """A client for a diff's look at a live cluster: it must not stall a preview, so its credential
+    plugin and each request get one bounded attempt (no urllib3 retries)."""
+    return api_client(kubeconfig, exec_timeout_seconds=sum(REQUEST_TIMEOUT), retries=0)
+
+
 class NotReady(Exception):
     """The object is missing or not ready yet; the message says what it lacks."""
 
@@ -132,7 +138,7 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
         if not self.look_live_on_diff or olds.get("kubeconfig") != news.get("kubeconfig"):
             return False
         try:
-            observed = self.observe(api_client(olds["kubeconfig"]), olds)
+            observed = self.observe(look_client(olds["kubeconfig"]), olds)
         except Exception:  # a best-effort look: an unreachable cluster must not fail the preview
             return False
         return observed != self._stored_outputs(olds)

@@ -32,3 +32,9 @@ def remote_access_token_secret(source: str) -> str:
 def link_controller(target: str) -> str:
     """The multicluster chart's service-mirror Deployment for the Link to `target`."""
     return f"controller-{target}"
+
+
+def service_mirror_lease(target: str) -> str:
+    """The Lease the service mirror of the Link to `target` holds while it writes
+    (multicluster/cmd/service-mirror/main.go)."""
+    return f"service-mirror-write-{target}"

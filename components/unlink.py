@@ -24,7 +24,7 @@ from kubernetes import client as kube_api
 
 from components.kube_client import api_client
 from components.live_read import REQUEST_TIMEOUT, read_or_none
-from components.names import MULTICLUSTER_NAMESPACE
+from components.names import MULTICLUSTER_NAMESPACE, service_mirror_lease
 
 # Labels the service mirror puts on what it makes (pkg/k8s/labels.go).
 MIRRORED_SERVICE_LABEL = "mirror.linkerd.io/mirrored-service"
@@ -62,13 +62,13 @@ class LinkLeftoversProvider(pulumi.dynamic.ResourceProvider):
         _delete_each(core.list_namespaced_service(MULTICLUSTER_NAMESPACE, label_selector=probe, _request_timeout=REQUEST_TIMEOUT), core.delete_namespaced_service)
         _delete_each(core.list_namespaced_endpoints(MULTICLUSTER_NAMESPACE, label_selector=probe, _request_timeout=REQUEST_TIMEOUT), core.delete_namespaced_endpoints)
         leases = kube_api.CoordinationV1Api(core.api_client)
-        lease = f"service-mirror-write-{target}"  # the controller's (multicluster/cmd/service-mirror/main.go)
+        lease = service_mirror_lease(target)
         read_or_none(lambda: leases.delete_namespaced_lease(lease, MULTICLUSTER_NAMESPACE, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
 
 
 @dataclass(frozen=True)
 class LinkLeftoversArgs:
-    source_kubeconfig: pulumi.Input[str]  # secret
+    source_kubeconfig: pulumi.Input[str]  # the exec form: no secret
     target: str
 
 
@@ -76,5 +76,4 @@ class LinkLeftovers(pulumi.dynamic.Resource, module="unlink", name="LinkLeftover
     """Its own type (`pulumi-python:dynamic/unlink:LinkLeftovers`): it is no live read."""
 
     def __init__(self, name: str, args: LinkLeftoversArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        inputs = {"kubeconfig": pulumi.Output.secret(args.source_kubeconfig), "target": args.target}
-        super().__init__(LinkLeftoversProvider(), name, inputs, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])))
+        super().__init__(LinkLeftoversProvider(), name, {"kubeconfig": args.source_kubeconfig, "target": args.target}, opts)

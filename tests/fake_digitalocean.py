@@ -132,14 +132,18 @@ class FakeDigitalOcean:
         if record is None:
             # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
             raise ProviderError(f"Unable to find cluster with name: {args['name']}")
-        if _environment_token() == PREVIEW_TOKEN:
-            # The data source fetches the cluster's credentials every time (resource_kubernetes_cluster.go,
-            # digitaloceanKubernetesClusterRead), which needs kubernetes:access_cluster.
+        # The data source also fetches the cluster's credentials, each time (resource_kubernetes_cluster.go,
+        # digitaloceanKubernetesClusterRead: GetCredentials), which needs the kubernetes:access_cluster scope.
+        if (os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")) == PREVIEW_TOKEN:
             raise ProviderError(
                 f"Unable to fetch Kubernetes credentials: GET https://api.digitalocean.com/v2/kubernetes/clusters/{record.id}/credentials: "
                 "403 You are not authorized to perform this operation"
             )
-        pools = [{**record.system_pool, "tags": [DEFAULT_POOL_TAG]}, *record.pools.values()]
+        # The data source lists the built-in pool only (the one tagged terraform:default-node-pool),
+        # and without its `terraform:`/`k8s` tags (resource_kubernetes_cluster.go,
+        # digitaloceanKubernetesClusterRead; kubernetes.go, flattenNodePool and FilterTags).
+        built_in = record.system_pool if DEFAULT_POOL_TAG in record.system_pool.get("tags", []) else None
+        pools = [{**built_in, "tags": [t for t in built_in["tags"] if not t.startswith(("terraform:", "k8s:")) and t != "k8s"]}] if built_in else []
         return {
             "id": record.id,
             "name": record.name,
@@ -274,9 +278,3 @@ class FakeDigitalOcean:
     def worker_nodes(self, name: str) -> int:
         """Nodes outside the built-in pool of the cluster with DOKS name `name`."""
         return sum(int(p["nodeCount"]) for p in self.accounts_clusters[name].pools.values())
-
-
-def _environment_token() -> str:
-    """The token the DigitalOcean provider runs with: DIGITALOCEAN_TOKEN, else DIGITALOCEAN_ACCESS_TOKEN
-    (terraform-provider-digitalocean's `token` default, digitalocean/provider.go)."""
-    return os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN") or ""

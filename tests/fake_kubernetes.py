@@ -43,6 +43,8 @@ from tests.harness import unwrap
 DEFAULT_REMOTE_ACCESS_ACCOUNT = "linkerd-service-mirror-remote-access-default"
 CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
 CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
+# The destination controller loads a remote-discovery Secret only with both (cluster_store.go, addCluster).
+DISCOVERY_ANNOTATIONS = ("multicluster.linkerd.io/cluster-domain", "multicluster.linkerd.io/trust-domain")
 
 
 @dataclass
@@ -220,22 +222,6 @@ class FakeKubernetes:
         for name, versions in rendered.items():
             cluster.objects[(fake_crds.CRD, "", name)] = {"metadata": {"name": name, **fake_crds.helm_ownership(release, namespace)}, "versions": list(versions)}
 
-    @staticmethod
-    def remote_discovery_clusters(cluster: FakeCluster) -> dict[str, str]:
-        """What the destination controller makes of each remote-discovery credentials Secret (in
-        `linkerd`, labelled with a cluster name): "loaded", or why it rejected it
-        (controller/api/destination/watcher/cluster_store.go: both annotations are required)."""
-        loaded = {}
-        for (kind, namespace, _), secret in cluster.objects.items():
-            metadata = unwrap(secret.get("metadata") or {})
-            target = (metadata.get("labels") or {}).get("multicluster.linkerd.io/cluster-name")
-            if kind != "Secret" or namespace != "linkerd" or not target:
-                continue
-            annotations = metadata.get("annotations") or {}
-            missing = [key for key in ("multicluster.linkerd.io/cluster-domain", "multicluster.linkerd.io/trust-domain") if key not in annotations]
-            loaded[target] = f'missing "{missing[0]}" annotation' if missing else "loaded"
-        return loaded
-
     def delete(self, type_: str, state: dict, provider: str) -> None:
         """The provider deletes the object it created (a Helm release: uninstalls it)."""
         cluster = self.cluster_for(provider)
@@ -292,8 +278,14 @@ class FakeKubernetes:
                 },
             )
         # The chart creates each token Secret empty; Kubernetes' token controller fills it later.
+        # Helm deletes the Secret of an account the chart no longer renders
+        # (remote-access-service-mirror-rbac.yaml renders one per remoteMirrorServiceAccountName).
+        accounts = cluster.remote_access_accounts()
+        for path, obj in list(api.objects.items()):
+            if obj.get("type") == "kubernetes.io/service-account-token" and obj["metadata"]["name"].removesuffix("-token") not in accounts:
+                api.delete(path)
         late = cluster.short in self.token_missing_in
-        for account in cluster.remote_access_accounts():
+        for account in accounts:
             token = {} if late else {"token": cluster.remote_access_token(account)}
             api.put_secret(MULTICLUSTER_NAMESPACE, f"{account}-token", token, type="kubernetes.io/service-account-token")
         # The chart runs one controller per `controllers` entry, for the Link of that name.
@@ -320,11 +312,13 @@ class FakeKubernetes:
             old = cluster.objects.pop(("Secret", namespace, name), None)
             if obj is not None:
                 cluster.objects[("Secret", namespace, name)] = obj
-            linked = ((obj or old or {}).get("metadata") or {}).get("labels", {}).get(CLUSTER_NAME_LABEL)
-            if namespace == LINKERD_NAMESPACE and linked and (obj or old or {}).get("type") == CREDENTIALS_SECRET_TYPE:
-                # The destination controller handles Add and Delete of these Secrets, no Update
-                # (controller/api/destination/watcher/cluster_store.go).
-                if method == "POST":
+            metadata = (obj or old or {}).get("metadata") or {}
+            linked = (metadata.get("labels") or {}).get(CLUSTER_NAME_LABEL)
+            if namespace == LINKERD_NAMESPACE and linked:
+                # The destination controller handles Add (of the mirror type, with both annotations)
+                # and Delete of these Secrets, no Update (controller/api/destination/watcher/cluster_store.go).
+                annotations = metadata.get("annotations") or {}
+                if method == "POST" and obj.get("type") == CREDENTIALS_SECRET_TYPE and all(key in annotations for key in DISCOVERY_ANNOTATIONS):
                     cluster.discovery_credentials[linked] = base64.b64decode(obj["data"]["kubeconfig"]).decode()
                 elif method == "DELETE":
                     cluster.discovery_credentials.pop(linked, None)

@@ -60,8 +60,9 @@ def mirror_link(
     for (namespace, service), remote_labels in exported.items():
         name = f"{service}-{target}"
         existing: Optional[dict] = api.get(core_path(namespace, "services", name))
-        # The fake creates a mirror only through a reachable gateway, and in an existing namespace.
-        if existing is None and (not reachable or not namespace_exists(namespace)):
+        # The controller mirrors what it sees through the target's API server, gateway or not, but
+        # only into a namespace that exists here (cluster_watcher.go, handleRemoteServiceExported).
+        if existing is None and not namespace_exists(namespace):
             continue
         labels = {key: value for key, value in remote_labels.items() if not key.startswith("mirror.linkerd.io/")}
         labels.update({MIRRORED_SERVICE: "true", CLUSTER_NAME: target})

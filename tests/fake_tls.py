@@ -150,7 +150,7 @@ UPDATED_IN_PLACE = ("earlyRenewalHours",)
 class StatefulTls(FakeTls):
     """pulumi-tls across several `pulumi up`s of one stack: a resource keeps what it minted as long
     as no input that forces a replacement changes, as the engine keeps a resource's state when
-    the provider's diff asks for no replacement. (ignoreChanges is not modelled.)"""
+    the provider's diff asks for no replacement. (Ignored inputs reach it as stored: tests/harness.py.)"""
 
     def __init__(self):
         self.minted: dict[tuple[str, str], tuple[str, dict]] = {}  # (type, name) -> (inputs, state)

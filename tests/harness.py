@@ -79,10 +79,10 @@ class RecordingMonitor(mocks.MockMonitor):
         mocks._ensure_event_loop()
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         old = self.prior.get(urn)
-        if old is not None:
-            # An existing resource keeps the old value of each ignoreChanges path
-            # (pkg/resource/deploy/step_generator.go, processIgnoreChanges); top-level keys here.
-            inputs.update({key: old.inputs[key] for key in request.ignoreChanges if key in old.inputs})
+        if old is not None and request.custom:
+            # The engine puts each ignored input's stored value in place before the provider's Check
+            # and Diff (pulumi pkg/resource/deploy/step_generator.go, processIgnoreChanges); top-level keys here.
+            inputs = {**inputs, **{key: old.inputs[key] for key in request.ignoreChanges if key in old.inputs}}
         args = mocks.MockResourceArgs(
             typ=request.type,
             name=request.name,

@@ -11,6 +11,7 @@ import pulumi
 import pytest
 
 import components.linkerd
+from tests.fake_account import PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.fake_kubernetes import FakeKubernetes
@@ -59,6 +60,20 @@ def test_a_retired_pin_only_warns_while_every_cluster_runs(caplog):
     with caplog.at_level("WARNING"):
         run_main(fakes, config={**TOKEN, f"{PROJECT}:kubernetesVersion": "1.33"})
     assert "kubernetesVersion '1.33' is no longer offered by DOKS: the existing clusters keep running" in caplog.text
+
+
+def test_a_preview_with_the_read_only_token_plans_without_the_running_clusters_details(monkeypatch, caplog):
+    fakes = FakeCloud()
+    existing(fakes, "west")
+    # The cluster lookup also fetches credentials, which the preview token may not.
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
+    with caplog.at_level("WARNING"):
+        preview = run_main(fakes, config=TOKEN, preview=True)
+    assert "may not read the details of the running clusters west" in caplog.text
+    assert versions_of(preview) == {"west-east-west": "", "west-east-east": DOKS_VERSIONS[0]}
+    # An `up` needs what it cannot check: it stops at the lookup.
+    with pytest.raises(Exception, match=r"Unable to fetch Kubernetes credentials: .* 403"):
+        run_main(fakes, config=TOKEN)
 
 
 def test_a_new_cluster_beside_a_running_one_gets_the_newest_offered_version():

@@ -21,6 +21,7 @@ from tests.fake_account import DO_TOKEN, PREVIEW_TOKEN, ROTATED_DO_TOKEN, cluste
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, stack_config, unwrap
+from tests.live_props import credentials_props
 from pulumi.runtime import rpc
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
@@ -99,6 +100,16 @@ def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(se
         assert rpc.is_rpc_secret(cluster.state["kubeConfigs"])
 
 
+def test_no_kubeconfig_is_kept_secret_as_none_holds_a_secret(seed):
+    # Marking them secret would only hide from every diff what changed in them.
+    _, result = seed
+    for registration in result.monitor.registrations.values():
+        for key, value in {**registration.inputs, **registration.state}.items():
+            if key.lower().endswith("kubeconfig"):
+                assert not rpc.is_rpc_secret(value), f"{registration.name}.{key} is secret"
+    assert "kubeconfigs" not in result.secret_outputs
+
+
 def test_the_stack_config_holds_no_token():
     assert not [key for key in stack_config("west-east") if key.startswith("digitalocean:")]
 
@@ -142,7 +153,7 @@ def test_a_read_only_preview_token_previews_a_deployed_stack_and_cannot_deploy(m
     with caplog.at_level("WARNING"):
         preview = run_main(fakes, preview=True, prior=first)
     assert changed(preview) == []
-    assert "lacks kubernetes:access_cluster" in caplog.text and "left to `pulumi up`" in caplog.text
+    assert "may not read the details of the running clusters" in caplog.text and "`pulumi up` checks them" in caplog.text
     # An `up` with it stops before anything is registered, naming what DigitalOcean refused.
     fakes.registered.clear()
     with pytest.raises(Exception, match="Unable to fetch Kubernetes credentials"):
@@ -187,6 +198,7 @@ def test_two_links_into_one_cluster_get_two_accounts_and_removing_one_revokes_it
     run_main(fakes, config=three_clusters([{"from": "west", "to": "east"}]), prior=both)
     assert east.multicluster_values()["remoteMirrorServiceAccountName"] == [account("west")]
     assert not east.accepts(north_token)
+    assert core_path("linkerd-multicluster", "secrets", f"{account('north')}-token") not in kube.produced(east)
     assert ("Secret", "linkerd-multicluster", "cluster-credentials-east") not in north.objects
     assert kube.mirrors_in(north) == {}, "north's service mirror still reaches east"
     assert east.accepts(held_token(west, "east")) and kube.mirrors_in(west)
@@ -250,21 +262,6 @@ def test_a_failing_exec_plugin_is_a_clear_error_naming_the_cluster(monkeypatch, 
     assert "dop_v1_of_another_account" not in str(raised.value) and DO_TOKEN not in str(raised.value)
 
 
-def credentials_props(source: FakeKubeAPI, target: FakeKubeAPI, endpoint: str = "https://east.example", timeout: float = 1) -> dict:
-    return {
-        "source": "west",
-        "target": "east",
-        "sourceKubeconfig": source.kubeconfig(),
-        "targetKubeconfig": target.kubeconfig(),
-        "targetEndpoint": endpoint,
-        "targetCaCertificate": base64.b64encode(b"east-ca").decode(),
-        "tokenSecret": "linkerd-service-mirror-remote-access-west-token",
-        "timeoutSeconds": timeout,
-        "remoteDiscoveryAnnotations": {},
-        "fingerprint": None,
-    }
-
-
 def test_link_credentials_wait_for_the_token_controller():
     with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
         # The chart creates the Secret empty; Kubernetes' token controller fills it in later.
@@ -308,6 +305,22 @@ def test_new_credentials_are_rewritten_where_each_controller_notices_and_delete_
         assert not provider.diff("id", updated, news).changes
         provider.delete("id", updated)
         assert not [path for path in west.objects if "cluster-credentials" in path]
+
+
+def test_new_remote_discovery_annotations_reach_the_copy_in_linkerd():
+    provider = LinkCredentialsProvider()
+    annotations = {"multicluster.linkerd.io/cluster-domain": "cluster.local", "multicluster.linkerd.io/trust-domain": "cluster.local"}
+    with FakeKubeAPI("west") as west, FakeKubeAPI("east") as east:
+        east.put_secret("linkerd-multicluster", "linkerd-service-mirror-remote-access-west-token", {"token": "t1"})
+        olds = provider.create(credentials_props(west, east)).outs
+        news = {**credentials_props(west, east), "remoteDiscoveryAnnotations": annotations}
+        assert provider.diff("id", olds, news).changes
+        updated = provider.update("id", olds, news).outs
+        copy = west.get(core_path("linkerd", "secrets", "cluster-credentials-east"))
+        assert copy["metadata"]["annotations"] == annotations
+        # The destination controller has no update handler: the copy was deleted and created.
+        assert [method for method, path, _ in west.writes if path.startswith("/api/v1/namespaces/linkerd/")][-2:] == ["DELETE", "POST"]
+        assert not provider.diff("id", updated, news).changes
 
 
 def test_without_doctl_the_run_stops_at_the_first_cluster_with_the_fix(monkeypatch, tmp_path):

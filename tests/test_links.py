@@ -20,6 +20,7 @@ from components.mirror import MirroredServiceProvider
 from tests.fake_cloud import DO_TOKEN, FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run, run_main, stack_config, unwrap
+from tests.live_props import mirror_props
 from tests.program import lone_cluster, provider_cluster, releases
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
@@ -166,13 +167,13 @@ def test_exporting_a_service_that_does_not_exist_fails_at_the_patch():
     assert not [outs for outs in fakes.dynamic_creates if "endpoints" in outs]
 
 
-def test_a_mirror_that_never_appears_fails_the_update_with_the_likely_causes():
+def test_a_mirror_that_never_becomes_ready_fails_the_update_with_the_likely_causes():
     fakes = FakeCloud()
     fakes.kubernetes.unreachable_gateways.add("east")
     with pytest.raises(WaitTimedOut) as raised:
         run_main(fakes, config={**TOKEN, f"{PROJECT}:waitTimeoutSeconds": "1"})
     message = str(raised.value)
-    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s (the service does not exist)" in message
+    assert "link west->east: mirrored service emojivoto/web-svc-east did not become ready within 1s (the service exists but has no endpoints)" in message
     for cause in ("gateway is unreachable", "namespace 'emojivoto' does not exist in the linking cluster", "not exported"):
         assert cause in message
 
@@ -185,7 +186,7 @@ def test_remote_discovery_exports_are_labelled_for_it_and_not_waited_for():
     fakes = FakeCloud()
     result = run_main(fakes, config={**TOKEN, f"{PROJECT}:exports": json.dumps(exports), f"{PROJECT}:clusters": json.dumps(clusters)})
     # The destination controller accepts the credentials copy only with its annotations.
-    assert fakes.kubernetes.remote_discovery_clusters(fakes.kubernetes.cluster_named("west")) == {"east": "loaded"}
+    assert set(fakes.kubernetes.cluster_named("west").discovery_credentials) == {"east"}
     (web,) = [s for s in result.monitor.of_type("kubernetes:core/v1:Service") if provider_cluster(s) == "east" and s.inputs["metadata"]["name"] == "web-svc"]
     assert web.inputs["metadata"]["labels"]["mirror.linkerd.io/exported"] == "remote-discovery"
     assert result.outputs["mirroredServices"] == {}
@@ -221,20 +222,6 @@ def test_no_dynamic_resource_stores_a_remote_access_token(seed):
     assert unwrap(credentials.state["fingerprint"]).startswith("sha256:")
     for dynamic in result.monitor.of_type(DYNAMIC):
         assert token not in json.dumps(unwrap(dynamic.inputs)) + json.dumps(unwrap(dynamic.state))
-
-
-def mirror_props(api: FakeKubeAPI, timeout: float = 2.0, gateway: str = "203.0.113.20") -> dict:
-    return {
-        "kubeconfig": api.kubeconfig(),
-        "timeoutSeconds": timeout,
-        "objectId": "emojivoto/web-svc-east",
-        "link": "west->east",
-        "namespace": "emojivoto",
-        "service": "web-svc-east",
-        "gatewayAddress": gateway,
-        "clusterIP": None,
-        "endpoints": None,
-    }
 
 
 class TestMirroredServiceProvider:

@@ -4,41 +4,32 @@ run the program twice on the same fakes, the second time as an update of the fir
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pulumi
 import pulumi.dynamic
 import pytest
 from pulumi.runtime import rpc
 
+from components import link_credentials, live_read, multicluster
+from components.kubeconfigs import exec_kubeconfig
+from components.link_credentials import LinkCredentialsProvider
 from components.mirror import MirroredServiceProvider
 from components.multicluster import GatewayAddressProvider
 from tests.fake_cloud import FakeCloud
-from tests.fake_kube_api import FakeKubeAPI, core_path
+from tests.fake_kube_api import FakeKubeAPI, SilentServer, core_path
 from tests.harness import PROJECT, Run, run, run_main, unwrap
+from tests.live_props import GATEWAY, credentials_props, mirror_props
 from tests.program import provider_cluster
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
 DYNAMIC = "pulumi-python:dynamic:Resource"
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
-GATEWAY, MOVED = "203.0.113.20", "203.0.113.77"
-
-
-def mirror_props(api: FakeKubeAPI, gateway: str = GATEWAY, **outputs) -> dict:
-    return {
-        "__provider": "pickled-provider",
-        "kubeconfig": api.kubeconfig(),
-        "timeoutSeconds": 300,
-        "objectId": "emojivoto/web-svc-east",
-        "link": "west->east",
-        "namespace": "emojivoto",
-        "service": "web-svc-east",
-        "gatewayAddress": gateway,
-        "clusterIP": None,
-        "endpoints": None,
-        **outputs,
-    }
+MOVED = "203.0.113.77"
 
 
 def gateway_props(api: FakeKubeAPI, **outputs) -> dict:
@@ -193,3 +184,52 @@ def test_a_plain_up_follows_a_gateway_that_moved(runs):
     (mirror,) = moved.outputs["mirroredServices"]["west"]
     assert mirror["endpoints"] == [MOVED]
     assert steps(moved)["mirror-west-emojivoto-web-svc-east"] == "replace"
+
+
+def diff_in_thread(diff, seconds: float = 30) -> pulumi.dynamic.DiffResult:
+    """`diff()`, or a failure instead of a stalled suite when it has not returned after `seconds`
+    (many times what it should take)."""
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(diff()), daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert results, "the diff is still waiting for something that never answers"
+    return results[0]
+
+
+@pytest.mark.parametrize("provider", ["gateway", "credentials"])
+def test_a_diffs_look_at_a_cluster_that_never_answers_is_one_bounded_request(monkeypatch, provider):
+    # A preview's diff looks at live clusters; one that accepts connections and never answers
+    # (a hung API server) must cost one request of REQUEST_TIMEOUT, not urllib3's retries, let
+    # alone a socket read without any timeout.
+    for module in (multicluster, link_credentials):
+        monkeypatch.setattr(module, "REQUEST_TIMEOUT", (1, 0.2), raising=False)
+    with SilentServer("east") as silent:
+        if provider == "gateway":
+            stored = gateway_props(silent, address=GATEWAY)
+            result = diff_in_thread(lambda: GatewayAddressProvider().diff("x", stored, gateway_props(silent)))
+        else:
+            stored = {**credentials_props(silent, silent), "fingerprint": "sha256:stored"}
+            result = diff_in_thread(lambda: LinkCredentialsProvider().diff("x", stored, credentials_props(silent, silent)))
+        assert silent.connections == 1
+    # What cannot be seen is no news: the inputs decide.
+    assert (result.changes, result.replaces) == (False, [])
+
+
+@pytest.mark.parametrize("provider", ["gateway", "credentials"])
+def test_a_diffs_look_waits_for_a_hung_credential_plugin_no_longer_than_for_a_request(monkeypatch, tmp_path, provider):
+    # doctl waiting on an unreachable DigitalOcean API: the look gives up as it would on a request.
+    monkeypatch.setattr(live_read, "REQUEST_TIMEOUT", (0.2, 0.2))
+    hanging = tmp_path / "doctl"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    kubeconfig = exec_kubeconfig("east", "c-hangs", "http://127.0.0.1:9", "Y2E=")
+    hung = SimpleNamespace(kubeconfig=lambda: kubeconfig)
+    if provider == "gateway":
+        stored = gateway_props(hung, address=GATEWAY)
+        result = diff_in_thread(lambda: GatewayAddressProvider().diff("x", stored, gateway_props(hung)), seconds=10)
+    else:
+        stored = {**credentials_props(hung, hung), "fingerprint": "sha256:stored"}
+        result = diff_in_thread(lambda: LinkCredentialsProvider().diff("x", stored, credentials_props(hung, hung)), seconds=10)
+    assert (result.changes, result.replaces) == (False, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import textwrap
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from components.kubeconfigs import exec_kubeconfig
 from tests.certificates import pem, self_signed_ca
 from tests.fake_kube_api import FakeKubeAPI, SilentServer, apps_path, closed_port_kubeconfig, core_path, link_path
 from tests.fake_prometheus import FakePrometheus
@@ -371,6 +373,20 @@ def test_rejected_credentials_exit_2_naming_the_cluster_and_doctl(mesh: Mesh, ca
     assert all(hint.startswith("not asked: ") for hint in later)
     assert len(mesh.east.requests) == 1, "a cluster that rejected the credentials is not asked again"
     assert "verify: the API server of east rejected the credentials" in capsys.readouterr().err
+
+
+def test_a_credential_plugin_that_never_answers_is_bounded_like_a_request(mesh: Mesh, short_timeouts: kube.Timeouts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    # doctl waiting on an unreachable DigitalOcean API must not cost the exec plugin's 30 s default.
+    hanging = tmp_path / "bin" / "doctl"
+    hanging.parent.mkdir()
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{hanging.parent}{os.pathsep}{os.environ['PATH']}")
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "east": exec_kubeconfig("east", "c-hangs", mesh.east.url, "Y2E=")})
+    assert run_cli(mesh.outputs_file)[0] == 2
+    err = capsys.readouterr().err
+    assert f"cluster 'east': the credential plugin `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 c-hangs` did not answer within {short_timeouts.request:g}s" in err
 
 
 def test_a_kubeconfig_that_is_not_yaml_exits_2_naming_the_cluster(mesh: Mesh, capsys: pytest.CaptureFixture) -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Optional, Protocol
 
 from cryptography import x509
 
-from components.names import EXPORTED_LABEL, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, mirror_name
+from components.names import EXPORTED_LABEL, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from verify.kube import KubeError
 from verify.metrics import PodReader, gateway_alive, prometheus_query
 from verify.outputs import Export, Link, StackOutputs
@@ -80,7 +80,7 @@ def check_link(cluster: Cluster, target: str, gateway_address: str) -> Optional[
 
 
 def check_mirror_controller(cluster: Cluster, target: str) -> Optional[str]:
-    name = f"controller-{target}"
+    name = link_controller(target)
     deployment = cluster.get_deployment(MULTICLUSTER_NAMESPACE, name)
     if deployment is None:
         return (

@@ -90,7 +90,8 @@ class KubeCluster:
         self.name = name
         self.timeouts = timeouts or TIMEOUTS
         try:
-            self._api = kubeconfig_client(kubeconfig, retries=0)
+            # doctl asks the DigitalOcean API for a token: bounded like a request, not by the 30 s default.
+            self._api = kubeconfig_client(kubeconfig, exec_timeout_seconds=self.timeouts.request, retries=0)
         except KubeconfigError as err:
             raise KubeError(f"the kubeconfig of cluster {name!r} in the stack outputs is unusable: {err}") from err
         self._core = client.CoreV1Api(self._api)

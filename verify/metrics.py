@@ -18,7 +18,7 @@ import re
 from typing import Optional, Protocol
 from urllib.parse import urlencode
 
-from components.names import MULTICLUSTER_NAMESPACE, VIZ_NAMESPACE
+from components.names import MULTICLUSTER_NAMESPACE, VIZ_NAMESPACE, service_mirror_lease
 from verify.kube import KubeError
 
 # The labels and port of viz's Prometheus pod (viz/charts/linkerd-viz/templates/prometheus.yaml).
@@ -86,7 +86,7 @@ def _admin_port(pod: dict) -> int:
 
 def gateway_alive(cluster: PodReader, target: str) -> Optional[float]:
     """`gateway_alive` for `target` as the probing service mirror exports it, or None when it has none yet."""
-    lease = f"service-mirror-write-{target}"
+    lease = service_mirror_lease(target)
     holder = ((cluster.get_lease(MULTICLUSTER_NAMESPACE, lease) or {}).get("spec") or {}).get("holderIdentity")
     if not holder:
         raise KubeError(
