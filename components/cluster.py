@@ -16,6 +16,8 @@ from components.kubeconfigs import exec_kubeconfig
 # Patch upgrades run in a quiet hour (UTC); surge upgrades replace nodes without losing capacity.
 MAINTENANCE_DAY = "sunday"
 MAINTENANCE_START = "04:00"
+# The lifetime of the cluster credentials the DigitalOcean provider fetches (and the state keeps).
+PROVIDER_CREDENTIALS_SECONDS = 600
 
 
 def system_pool_name(cluster: str) -> str:
@@ -97,6 +99,9 @@ class DoksCluster(pulumi.ComponentResource):
             # Load balancers and volumes that Kubernetes made (the gateway's) go with the cluster,
             # instead of outliving a destroy that removed the cluster before DigitalOcean removed them.
             destroy_all_associated_resources=True,
+            # The provider keeps the credentials DOKS returns (kube_configs) in the state; only their
+            # CA is used, so ask for a token that expires in minutes instead of the default 7 days.
+            kubeconfig_expire_seconds=PROVIDER_CREDENTIALS_SECONDS,
             tags=["linkerd-mesh", f"mesh-cluster-{name}"],
             # Auto-upgrade owns the patch version from here on; a Pulumi-side "downgrade" back
             # to the configured slug would replace the cluster.

@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.cluster import doks_name
+from components.cluster import PROVIDER_CREDENTIALS_SECONDS, doks_name
 from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
 
 # The getKubernetesCluster data source fails with this when no cluster has the name
@@ -51,7 +51,8 @@ def find_cluster(name: str) -> Optional[LiveCluster]:
     """The cluster DOKS knows by `name`, or None; ClusterDetailsRefused in a preview whose token may
     not read it; any other failure of the lookup is raised."""
     try:
-        found = digitalocean.get_kubernetes_cluster(name=name)
+        # It fetches the cluster's credentials each time: a token that expires in minutes.
+        found = digitalocean.get_kubernetes_cluster(name=name, kubeconfig_expire_seconds=PROVIDER_CREDENTIALS_SECONDS)
     except Exception as error:  # the engine reports a failed invoke as a plain Exception
         if CLUSTER_NOT_FOUND in str(error):
             return None

@@ -2,8 +2,9 @@
 returns them and with the refusals it makes.
 
 A cluster comes back with an id, an HTTPS endpoint, and `kubeConfigs` holding the cluster CA
-(base64 PEM, a real certificate) and the short-lived token that expires after 7 days, the one a
-stack must never build on. `kubeConfigs` is plain state here; the recording monitor marks it
+(base64 PEM, a real certificate) and a token that expires after `kubeconfigExpireSeconds` (7 days
+when unset or 0), the one a stack must never build on; the cluster lookup fetches such
+credentials too. `kubeConfigs` is plain state here; the recording monitor marks it
 secret because the SDK lists it in additionalSecretOutputs.
 
 Mocks do not diff, so which input changes replace a resource is stated here as data
@@ -157,6 +158,7 @@ class FakeDigitalOcean:
             "status": "running",
             "tags": [],
             "nodePools": [self._pool_result(pool) for pool in pools],
+            "kubeConfigs": _credentials(record.endpoint, _cluster_ca(record.name), f"doks-credentials-token-{record.id}", args.get("kubeconfigExpireSeconds")),
         }
 
     @staticmethod
@@ -229,8 +231,7 @@ class FakeDigitalOcean:
         self.accounts_clusters[name] = record
         ca_pem = _cluster_ca(name)
         self.clusters[endpoint] = {"name": name, "ca": ca_pem, "id": cluster_id, "record": record}
-        short_lived_token = f"doks-7-day-token-{cluster_id}"
-        expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)).isoformat()
+        short_lived_token = f"doks-credentials-token-{cluster_id}"
         pool = dict(inputs["nodePool"])
         pool.update(
             id=str(uuid.uuid4()),
@@ -249,15 +250,7 @@ class FakeDigitalOcean:
             "clusterSubnet": cluster_subnet,
             "serviceSubnet": service_subnet,
             "vpcUuid": self._vpc(inputs["region"]),
-            "kubeConfigs": [
-                {
-                    "host": endpoint,
-                    "clusterCaCertificate": base64.b64encode(ca_pem.encode()).decode(),
-                    "token": short_lived_token,
-                    "expiresAt": expires,
-                    "rawConfig": f"apiVersion: v1\nclusters:\n- cluster:\n    server: {endpoint}\nusers:\n- user:\n    token: {short_lived_token}\n",
-                }
-            ],
+            "kubeConfigs": _credentials(endpoint, ca_pem, short_lived_token, inputs.get("kubeconfigExpireSeconds")),
         }
         return cluster_id, state
 
@@ -278,3 +271,18 @@ class FakeDigitalOcean:
     def worker_nodes(self, name: str) -> int:
         """Nodes outside the built-in pool of the cluster with DOKS name `name`."""
         return sum(int(p["nodeCount"]) for p in self.accounts_clusters[name].pools.values())
+
+
+def _credentials(endpoint: str, ca_pem: str, token: str, expire_seconds: Optional[int]) -> list[dict]:
+    """GET /v2/kubernetes/clusters/<id>/credentials: a token valid `expiry_seconds`, 7 days when
+    unset or 0 (DigitalOcean API reference; godo KubernetesClusterCredentialsGetRequest)."""
+    lifetime = dt.timedelta(seconds=int(expire_seconds)) if expire_seconds else dt.timedelta(days=7)
+    return [
+        {
+            "host": endpoint,
+            "clusterCaCertificate": base64.b64encode(ca_pem.encode()).decode(),
+            "token": token,
+            "expiresAt": (dt.datetime.now(dt.timezone.utc) + lifetime).isoformat(),
+            "rawConfig": f"apiVersion: v1\nclusters:\n- cluster:\n    server: {endpoint}\nusers:\n- user:\n    token: {token}\n",
+        }
+    ]

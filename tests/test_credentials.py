@@ -5,6 +5,7 @@ remote-access token, and a re-issued token reaches the service mirror on the nex
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import threading
@@ -95,9 +96,23 @@ def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(se
     # The providers, the two live reads, the credentials copy and the output: none slipped past.
     assert kubeconfigs >= 2 + 2 + 2 + 2
     # The one exception, which no program can avoid: the DOKS cluster's own `kubeConfigs`
-    # output (the 7-day token DOKS hands out), which the engine keeps encrypted.
+    # output, which the engine keeps encrypted, and whose token expires within minutes (DOKS'
+    # default is 7 days).
     for cluster in result.monitor.of_type(CLUSTER):
         assert rpc.is_rpc_secret(cluster.state["kubeConfigs"])
+        (credentials,) = unwrap(cluster.state["kubeConfigs"])
+        assert dt.datetime.fromisoformat(credentials["expiresAt"]) - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(minutes=10)
+
+
+def test_the_cluster_lookup_fetches_credentials_that_expire_within_minutes():
+    # The lookup's data source fetches a cluster's credentials each time it runs; nothing keeps
+    # them, and they should not outlive the run by days.
+    fakes = FakeCloud()
+    first = run_main(fakes)
+    fakes.invokes.clear()
+    run_main(fakes, prior=first)
+    lookups = [args for token, args in fakes.invokes if token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster"]
+    assert len(lookups) == 2 and all(0 < args["kubeconfigExpireSeconds"] <= 600 for args in lookups)
 
 
 def test_no_kubeconfig_is_kept_secret_as_none_holds_a_secret(seed):
