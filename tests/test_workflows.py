@@ -372,15 +372,19 @@ def test_verify_runs_every_day_for_every_stack():
     assert verify["steps"][-1]["env"]["DIGITALOCEAN_TOKEN"] == "${{ secrets.DIGITALOCEAN_TOKEN }}"
 
 
-def test_each_stack_deploys_in_its_environment_never_overlapping():
+def test_each_stack_deploys_in_its_environment_and_nothing_of_a_stack_overlaps_or_cancels():
     deploy = _load("deploy-stack.yml")["jobs"]["deploy"]
     verify = _load("verify-stack.yml")["jobs"]["verify"]
     for job in (deploy, verify):
         assert job["environment"]["name"] == "${{ inputs.stack }}"
-        assert job["concurrency"]["cancel-in-progress"] is False
-    assert deploy["concurrency"]["group"] == "deploy-${{ inputs.stack }}"
-    # A newer pending job cancels the pending one of its group: a verify must never cancel a deploy.
-    assert verify["concurrency"]["group"] != deploy["concurrency"]["group"]
+        # Neither a running nor a waiting job of the group is cancelled: without `queue: max` a
+        # group holds one waiting job, and a newer one replaces (cancels) it, so a scheduled
+        # verify could cancel a deploy waiting its turn (GitHub docs, "Control the concurrency of
+        # workflows and jobs"; changelog 2026-05-07, concurrency groups allow larger queues).
+        assert job["concurrency"]["cancel-in-progress"] is False and job["concurrency"]["queue"] == "max"
+        assert "${{ inputs.stack }}" in job["concurrency"]["group"]
+    # One group per stack: a verify never runs during a deploy of its stack, where it would fail for nothing.
+    assert verify["concurrency"]["group"] == deploy["concurrency"]["group"]
     assert _runs(deploy)[-1] == 'make deploy STACK="$STACK"'
     for workflow in _workflows().values():
         assert workflow["permissions"]["contents"] == "read"
