@@ -6,6 +6,11 @@
 # Every recipe line is one command whose exit status is its own (downloads go to a file
 # first, then run), and a line with a pipe sets pipefail itself.
 SHELL := /bin/bash
+# make splits file names at spaces: in a path with one, the targets would land outside the
+# repository (the generated passphrase among them), so refuse before anything runs.
+ifneq ($(words $(CURDIR)),1)
+$(error The repository's path has a space in it ($(CURDIR)), which make cannot handle: clone or move it to a path without one)
+endif
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 # A recipe that fails half way leaves nothing behind that would look installed next time.

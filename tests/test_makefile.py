@@ -82,6 +82,13 @@ def test_an_older_python_is_refused_first_with_how_to_choose_another(tmp_path, g
     assert len(log.read_text().splitlines()) == 1 and not (root / ".venv").exists()
 
 
+def test_a_repository_path_with_a_space_is_refused_before_anything_runs(tmp_path):
+    root = copy_repo(tmp_path / "my repo")
+    result = make(root, "-n", "deploy", f"PYTHON={sys.executable}", path=[], env={"DIGITALOCEAN_TOKEN": TOKEN})
+    assert result.returncode != 0
+    assert f"The repository's path has a space in it ({root})" in result.stderr and result.stdout == ""
+
+
 def test_a_recent_python_passes_the_check(tmp_path):
     result = make(copy_repo(tmp_path / "repo"), "python-version", f"PYTHON={sys.executable}", path=[])
     assert result.returncode == 0, result.stderr
