@@ -49,7 +49,8 @@ SHA256SUM := $(if $(shell command -v sha256sum),sha256sum,shasum -a 256)
 # The pinned tools come first for every target: another Pulumi on PATH (Homebrew, ~/.pulumi/bin)
 # would otherwise supply the language host, and another doctl the kubeconfigs' tokens.
 export PATH := $(PULUMI_ROOT)/bin:$(DOCTL_DIR):$(PATH)
-# doctl reads its token from DIGITALOCEAN_ACCESS_TOKEN; the program reads DIGITALOCEAN_TOKEN.
+# doctl and the program read the token from DIGITALOCEAN_ACCESS_TOKEN, the DigitalOcean provider
+# from DIGITALOCEAN_TOKEN first: given DIGITALOCEAN_TOKEN, both carry it.
 ifdef DIGITALOCEAN_TOKEN
 export DIGITALOCEAN_ACCESS_TOKEN := $(DIGITALOCEAN_TOKEN)
 endif
@@ -152,7 +153,8 @@ stack: tools
 existing-stack: tools
 	$(PULUMI) stack select $(STACK) --non-interactive
 
-# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well).
+# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well). A
+# destroy needs it too: the DigitalOcean provider deletes with it, and nothing keeps it in the state.
 token:
 	@[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
 
@@ -165,7 +167,7 @@ deploy: python-version token stack
 preview: python-version $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
-destroy: python-version existing-stack
+destroy: python-version token existing-stack
 	$(PULUMI) destroy --stack $(STACK)
 
 # The kubeconfig holds no secret: kubectl runs doctl, which gets a short-lived token for the

@@ -41,19 +41,22 @@ else:
 
 
 def pulumi(path: Path, log: Path, outputs: dict) -> Path:
-    """The Pulumi CLI: records argv and what it sees of its environment (never a token), and
-    answers `stack output NAME --json` with `outputs[NAME]`."""
+    """The Pulumi CLI: records argv and what it sees of its environment (of a token, only its
+    sha256), and answers `stack output NAME --json` with `outputs[NAME]`."""
     return executable(
         path,
         f"""#!{sys.executable}
-import json, os, shutil, sys
+import hashlib, json, os, shutil, sys
 args = sys.argv[1:]
+def fingerprint(name):
+    value = os.environ.get(name)
+    return hashlib.sha256(value.encode()).hexdigest() if value is not None else None
 seen = {{
     "args": args,
     "path": os.environ["PATH"].split(os.pathsep),
     "pulumi": shutil.which("pulumi"),
     "doctl": shutil.which("doctl"),
-    "doctl_has_the_token": os.environ.get("DIGITALOCEAN_ACCESS_TOKEN") == os.environ.get("DIGITALOCEAN_TOKEN") != None,
+    "tokens": {{name: fingerprint(name) for name in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN")}},
     "passphrase_file": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"),
 }}
 with open({str(log)!r}, "a") as log:

@@ -21,6 +21,7 @@ from tests.makefile import REPO, copy_repo, make, variable
 PULUMI_VERSION = variable("PULUMI_VERSION")
 DOCTL_VERSION = variable("DOCTL_VERSION")
 TOKEN = "dop_v1_fake_token_for_the_makefile_tests"
+TOKEN_SHA256 = hashlib.sha256(TOKEN.encode()).hexdigest()
 KUBECONFIGS = {"west": "apiVersion: v1\nkind: Config\n# west\n", "east": "apiVersion: v1\nkind: Config\n# east\n"}
 # GNU make 3.81 ignores .SHELLFLAGS, so its recipe lines run with plain `-c` (no -e, no pipefail).
 MAKE_3_81 = ".SHELLFLAGS=-c"
@@ -128,7 +129,7 @@ def test_every_target_runs_the_pinned_pulumi_and_doctl_ahead_of_any_other(checko
     for call in calls:
         assert call["path"][:3] == [str(checkout.pulumi_bin), str(checkout.doctl_dir), str(checkout.ambient)]
         assert call["pulumi"] == str(checkout.pulumi_bin / "pulumi") and call["doctl"] == str(checkout.doctl_dir / "doctl")
-        assert call["doctl_has_the_token"], "doctl reads DIGITALOCEAN_ACCESS_TOKEN"
+        assert call["tokens"] == {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN_SHA256, "DIGITALOCEAN_TOKEN": TOKEN_SHA256}, "doctl and the program read DIGITALOCEAN_ACCESS_TOKEN"
     assert TOKEN not in result.stdout + result.stderr
 
 
@@ -270,11 +271,26 @@ def test_every_pinned_doctl_checksum_is_a_sha256():
     assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in pinned), pinned
 
 
-@pytest.mark.parametrize("variable", ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])
-def test_deploy_takes_the_token_under_either_name_and_refuses_without(checkout, variable):
-    assert checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x", **{variable: TOKEN}).returncode == 0
-    result = checkout.make("deploy", PULUMI_CONFIG_PASSPHRASE="x")
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"DIGITALOCEAN_TOKEN": TOKEN},
+        {"DIGITALOCEAN_ACCESS_TOKEN": TOKEN},
+        # An older DIGITALOCEAN_ACCESS_TOKEN left in a shell: the DigitalOcean provider would read
+        # DIGITALOCEAN_TOKEN first, doctl and the program the other, so both must be the one given.
+        {"DIGITALOCEAN_TOKEN": TOKEN, "DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_an_older_token"},
+    ],
+)
+@pytest.mark.parametrize("goal", ["deploy", "destroy"])
+def test_deploy_and_destroy_take_the_token_under_either_name_and_refuse_without(checkout, goal, given):
+    assert checkout.make(goal, PULUMI_CONFIG_PASSPHRASE="x", **given).returncode == 0
+    # DIGITALOCEAN_ACCESS_TOKEN is what the program checks, what doctl reads and what the provider falls back to.
+    assert {call["tokens"]["DIGITALOCEAN_ACCESS_TOKEN"] for call in checkout.pulumi_calls()} == {TOKEN_SHA256}
+    assert {call["tokens"]["DIGITALOCEAN_TOKEN"] for call in checkout.pulumi_calls()} <= {TOKEN_SHA256, None}
+    calls = len(checkout.pulumi_calls())
+    result = checkout.make(goal, PULUMI_CONFIG_PASSPHRASE="x")
     assert result.returncode != 0 and "Set DIGITALOCEAN_TOKEN" in result.stderr
+    assert len(checkout.pulumi_calls()) == calls, "nothing ran without a token"
 
 
 def test_the_readme_names_the_pinned_versions():
