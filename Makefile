@@ -118,7 +118,7 @@ doctl: $(DOCTL)
 $(DOCTL):
 	mkdir -p $(DOCTL_DOWNLOAD)
 	curl -fsSL -o $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET) $(DOCTL_RELEASE)/$(DOCTL_ASSET)
-	$(if $(DOCTL_SHA256),echo "$(DOCTL_SHA256)  $(DOCTL_ASSET)",curl -fsSL $(DOCTL_RELEASE)/doctl-$(DOCTL_VERSION)-checksums.sha256 | grep ' $(DOCTL_ASSET)$$') > $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET).sha256
+	set -o pipefail && $(if $(DOCTL_SHA256),echo "$(DOCTL_SHA256)  $(DOCTL_ASSET)",curl -fsSL $(DOCTL_RELEASE)/doctl-$(DOCTL_VERSION)-checksums.sha256 | grep ' $(DOCTL_ASSET)$$') > $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET).sha256
 	cd $(DOCTL_DOWNLOAD) && $(SHA256SUM) -c $(DOCTL_ASSET).sha256
 	tar -xzf $(DOCTL_DOWNLOAD)/$(DOCTL_ASSET) -C $(DOCTL_DIR) doctl
 	rm -rf $(DOCTL_DOWNLOAD)
