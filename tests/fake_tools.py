@@ -42,7 +42,7 @@ else:
 
 def pulumi(path: Path, log: Path, outputs: dict) -> Path:
     """The Pulumi CLI: records argv and what it sees of its environment (of a token, only its
-    sha256), and answers `stack output NAME --json` with `outputs[NAME]`."""
+    sha256), and answers `stack output [NAME] --json` with `outputs[NAME]` (all of them without NAME)."""
     return executable(
         path,
         f"""#!{sys.executable}
@@ -62,7 +62,9 @@ seen = {{
 with open({str(log)!r}, "a") as log:
     log.write(json.dumps(seen) + "\\n")
 if args[:2] == ["stack", "output"]:
-    print(json.dumps({json.dumps(outputs)}[args[2]]))
+    outputs = {json.dumps(outputs)}
+    names = [arg for index, arg in enumerate(args[2:], 2) if not arg.startswith("-") and args[index - 1] != "--stack"]
+    print(json.dumps(outputs[names[0]] if names else outputs))
 """,
     )
 

@@ -6,6 +6,7 @@ ignores .SHELLFLAGS (GNU make 3.81, macOS), which these tests reproduce with `.S
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -158,6 +159,28 @@ def test_kubeconfig_of_an_unknown_cluster_names_the_clusters_and_writes_nothing(
     assert result.returncode != 0
     assert "no cluster 'north'; the stack has east, west" in result.stderr
     assert not list((checkout.root / ".kube").iterdir())
+
+
+@pytest.mark.parametrize("goal, module", [("verify", ["-m", "verify", "--outputs", "-"]), ("dashboard", ["-m", "verify.dashboard", "east", "--outputs", "-"])])
+def test_verify_and_the_dashboard_get_the_outputs_undecrypted_and_what_doctl_needs(checkout, goal, module):
+    """They run the kubeconfigs' exec plugin: the pinned doctl first on PATH, with the token."""
+    python = checkout.root / ".venv" / "bin" / "python"
+    python.unlink()
+    fake_tools.executable(
+        python,
+        f"""#!{sys.executable}
+import hashlib, json, os, shutil, sys
+json.dump({{"args": sys.argv[1:], "stdin": json.load(sys.stdin), "doctl": shutil.which("doctl"),
+           "token": hashlib.sha256(os.environ.get("DIGITALOCEAN_ACCESS_TOKEN", "").encode()).hexdigest()}}, open({str(checkout.root / "verify.json")!r}, "w"))
+""",
+    )
+    result = checkout.make(goal, "CLUSTER=east", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    (output,) = [call for call in checkout.pulumi_calls() if call["args"][:2] == ["stack", "output"]]
+    assert "--show-secrets" not in output["args"], "no output is secret: nothing needs decrypting"
+    seen = json.loads((checkout.root / "verify.json").read_text())
+    assert seen["args"] == module and seen["stdin"] == {"kubeconfigs": KUBECONFIGS}
+    assert seen["doctl"] == str(checkout.doctl_dir / "doctl") and seen["token"] == TOKEN_SHA256
 
 
 # --- the passphrase --------------------------------------------------------------------------
