@@ -154,7 +154,8 @@ existing-stack: tools
 	$(PULUMI) stack select $(STACK) --non-interactive
 
 # Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well). A
-# destroy needs it too: the DigitalOcean provider deletes with it, and nothing keeps it in the state.
+# preview needs it too (the program refuses to run without it), and so does a destroy: the
+# DigitalOcean provider deletes with it, and nothing keeps it in the state.
 token:
 	@[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
 
@@ -164,7 +165,7 @@ cluster-arg:
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
 
-preview: python-version $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
+preview: python-version token $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
 destroy: python-version token existing-stack

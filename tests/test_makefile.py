@@ -304,8 +304,8 @@ def test_every_pinned_doctl_checksum_is_a_sha256():
         {"DIGITALOCEAN_TOKEN": TOKEN, "DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_an_older_token"},
     ],
 )
-@pytest.mark.parametrize("goal", ["deploy", "destroy"])
-def test_deploy_and_destroy_take_the_token_under_either_name_and_refuse_without(checkout, goal, given):
+@pytest.mark.parametrize("goal", ["deploy", "preview", "destroy"])
+def test_the_targets_that_run_the_program_or_its_providers_take_the_token_under_either_name_and_refuse_without(checkout, goal, given):
     assert checkout.make(goal, PULUMI_CONFIG_PASSPHRASE="x", **given).returncode == 0
     # DIGITALOCEAN_ACCESS_TOKEN is what the program checks, what doctl reads and what the provider falls back to.
     assert {call["tokens"]["DIGITALOCEAN_ACCESS_TOKEN"] for call in checkout.pulumi_calls()} == {TOKEN_SHA256}
