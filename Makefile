@@ -141,13 +141,18 @@ $(PASSPHRASE_FILE):
 	@echo "Commit that file, back the passphrase up with the state, and share it with everyone who deploys this stack:"
 	@echo "store it as the CI secret PULUMI_CONFIG_PASSPHRASE. Nobody can deploy this stack with another passphrase."
 
-tools: runtime cli doctl $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
+# The targets that decrypt (deploy, preview, destroy) need the passphrase; the ones that only
+# read the outputs (kubeconfig, verify, dashboard: none is secret) do not, so they neither
+# generate one nor refuse a stack whose passphrase this machine lacks.
+PASSPHRASE := $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
+
+tools: runtime cli doctl
 	$(if $(filter file://%,$(PULUMI_BACKEND_URL)),mkdir -p $(patsubst file://%,%,$(PULUMI_BACKEND_URL)))
 
 # Deploying may start a new stack, and so may previewing in the local backend; the other
 # targets need an existing one, so a mistyped STACK fails instead of creating an empty stack,
 # and a preview never creates a stack in a shared backend.
-stack: tools
+stack: tools $(PASSPHRASE)
 	$(PULUMI) stack select --create $(STACK) --non-interactive
 
 existing-stack: tools
@@ -165,10 +170,10 @@ cluster-arg:
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
 
-preview: python-version token $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
+preview: python-version token $(PASSPHRASE) $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
-destroy: python-version token existing-stack
+destroy: python-version token $(PASSPHRASE) existing-stack
 	$(PULUMI) destroy --stack $(STACK)
 
 # The kubeconfig holds no secret: kubectl runs doctl, which gets a short-lived token for the

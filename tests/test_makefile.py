@@ -196,6 +196,22 @@ def test_a_stack_with_a_salt_is_not_given_a_new_passphrase(checkout):
     assert checkout.pulumi_calls() == [], "nothing ran with a passphrase that cannot work"
 
 
+@pytest.mark.parametrize("salted", [True, False])
+def test_reading_the_outputs_needs_no_passphrase_and_makes_none(checkout, salted):
+    """`pulumi stack output` without --show-secrets decrypts nothing (pkg/cmd/pulumi/stack/stack_output.go:
+    a blinding secrets provider), so someone who may look but not deploy needs no passphrase."""
+    stack_file = checkout.root / "Pulumi.west-east.yaml"
+    if salted:
+        stack_file.write_text("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n" + stack_file.read_text())
+    result = checkout.make("kubeconfig", "CLUSTER=east")
+    assert result.returncode == 0, result.stderr
+    assert (checkout.root / ".kube" / "west-east-east.yaml").is_file()
+    assert not (checkout.root / ".pulumi-passphrase").exists() and "passphrase" not in result.stdout + result.stderr
+    # Destroying decrypts the state: there the passphrase is still required.
+    destroy = checkout.make("destroy", DIGITALOCEAN_TOKEN=TOKEN)
+    assert (destroy.returncode != 0) is salted and (checkout.root / ".pulumi-passphrase").exists() is not salted
+
+
 def test_the_first_deploy_generates_a_private_passphrase_and_says_to_share_it(checkout):
     result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN)
     assert result.returncode == 0, result.stderr
