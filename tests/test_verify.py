@@ -84,9 +84,9 @@ def put_prometheus(api: FakeKubeAPI, prometheus: FakePrometheus) -> None:
     api.put_pod(VIZ, PROMETHEUS_POD, labels, {"prometheus": [("admin", 9090)]}, listeners={9090: prometheus.handle})
 
 
-def traffic(prometheus: FakePrometheus, tls: str, scrapes: int = WINDOW_SCRAPES, per_scrape: int = 20, mirror: str = "web-svc-east") -> None:
+def traffic(prometheus: FakePrometheus, tls: str, scrapes: int = WINDOW_SCRAPES, per_scrape: int = 20, mirror: str = "web-svc-east", namespace: str = "emojivoto", direction: str = "outbound") -> None:
     """The vote-bot's calls to a mirror, as its proxy counts them: `response_total` growing every scrape."""
-    labels = {"__name__": "response_total", "direction": "outbound", "authority": f"{mirror}.emojivoto.svc.cluster.local:80", "namespace": "emojivoto", "pod": "vote-bot-6d5b9c-zx8kq"}
+    labels = {"__name__": "response_total", "direction": direction, "authority": f"{mirror}.{namespace}.svc.cluster.local:80", "namespace": "emojivoto", "pod": "vote-bot-6d5b9c-zx8kq"}
     if tls:
         labels["tls"] = tls
     prometheus.scrape(labels, [100 + per_scrape * i for i in range(scrapes)])
@@ -324,9 +324,13 @@ def test_old_mtls_counters_do_not_vouch_for_a_mirror_without_traffic(mesh: Mesh)
     assert "no outbound traffic to emojivoto/web-svc-east in the last 1m" in hints(report)[("west", "mtls")]
 
 
-def test_the_mtls_query_asks_for_recent_outbound_responses_to_the_mirror_by_tls(mesh: Mesh) -> None:
-    mesh.run()
-    assert mesh.prometheus.queries == ['sum(increase(response_total{direction="outbound", authority=~"web-svc-east\\\\.emojivoto\\\\.svc\\\\..*"}[1m])) by (tls)']
+def test_mtls_is_judged_on_outbound_traffic_to_that_mirror_alone(mesh: Mesh) -> None:
+    # Plaintext elsewhere: another mirror, a name that extends the mirror's, the same name in another
+    # namespace, and responses the proxy counts inbound.
+    for other in ({"mirror": "emoji-svc-east"}, {"mirror": "web-svc-east2"}, {"namespace": "books"}, {"direction": "inbound"}):
+        traffic(mesh.prometheus, "no_identity", **other)
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
 
 
 def test_the_renewal_window_comes_from_the_stack_outputs(mesh: Mesh) -> None:
@@ -404,10 +408,11 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> kube.Timeouts:
     return timeouts
 
 
-def test_a_dead_cluster_costs_one_bounded_attempt_by_construction() -> None:
-    # Every request is one attempt (retries=0) of at most connect + read seconds, and a cluster that
-    # did not answer is not asked again: a dead cluster costs at most TIMEOUTS.request.
-    assert kube.TIMEOUTS.request <= 30
+def test_a_dead_cluster_costs_at_most_30_s_by_construction() -> None:
+    # A dead cluster costs its credential plugin (bounded by one request's time: the hanging-plugin
+    # test) and one request of at most connect + read seconds, never retried nor repeated (the
+    # silent-server test); the issue's bound is 30 s for the whole run.
+    assert kube.TIMEOUTS.request + kube.TIMEOUTS.request <= 30
 
 
 def test_an_api_server_that_never_answers_is_asked_once_and_named(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
