@@ -386,6 +386,7 @@ class FakeKubeAPI:
     def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None) -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
+        # A token no authenticator accepts: 401 with a Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
         if authorization != f"Bearer {self.token}":
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
         url = urlsplit(raw_path)
@@ -435,7 +436,8 @@ class FakeKubeAPI:
         with self._lock:
             listener = self.pod_listeners.get((namespace, pod), {}).get(ports[0])
         if listener is None:
-            # The kubelet reports a refused connection inside the pod on the port's error channel.
+            # The kubelet reports a refused connection inside the pod on the port's error channel
+            # (k8s.io/kubelet pkg/cri/streaming/portforward/websocket.go: "error forwarding port %d to pod %s, uid %v: %v").
             out.write(_frame(b"\x01" + f"error forwarding port {ports[0]} to pod {pod}: connect: connection refused".encode()))
         else:
             request = b""

@@ -258,6 +258,7 @@ BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
     "series without a tls label": (lambda m: traffic(m.prometheus, ""), {("west", "mtls")}, "tls=<none>"),
     "no traffic": (lambda m: m.prometheus.series.clear(), {("west", "mtls")}, "vote-bot"),
     "prometheus missing": (lambda m: m.west.delete(core_path(VIZ, "pods", PROMETHEUS_POD)), {("west", "mtls")}, "no running Prometheus pod in linkerd-viz on west"),
+    "prometheus not listening": (lambda m: m.west.pod_listeners[(VIZ, PROMETHEUS_POD)].clear(), {("west", "mtls")}, f"port-forward to {VIZ}/{PROMETHEUS_POD}:9090 on west failed: error forwarding port 9090"),
     "prometheus not ready": (lambda m: setattr(m.prometheus, "ready", False), {("west", "mtls")}, "the Prometheus of west (linkerd-viz/prometheus-7d9c8b5f4-abcde) is not ready yet (503)"),
 }
 
@@ -271,6 +272,7 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
     assert code == 1 and report["ok"] is False
     assert failing(report) == expected
     assert all(hint in check["hint"] and "kubeconfig" not in check["hint"] for check in report["checks"] if not check["ok"])
+    assert all(check["link"] == ("west->east" if check["name"] in LINK_CHECKS else None) for check in report["checks"] if not check["ok"])
 
     code, out = mesh.run()
     assert code == 1
