@@ -345,6 +345,7 @@ class FakeKubeAPI:
         try:
             items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
         except ValueError as err:
+            # An unparsable labelSelector is a 400 (k8s.io/apimachinery pkg/labels/selector.go, Parse).
             return Response.json(400, status(400, "BadRequest", f"unable to parse requirement: {err}"))
         kind = (items[0]["kind"] if items else plural.rstrip("s").capitalize()) + "List"
         return Response.json(200, {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
@@ -355,7 +356,8 @@ class FakeKubeAPI:
             # metrics-api service account over mTLS (viz/charts/linkerd-viz/templates/prometheus-policy.yaml;
             # linkerd/linkerd2#10790): the proxy's 403 comes back through the API server.
             return Response(403, b"", "text/plain", {"l5d-proxy-error": "unauthorized request on route"})
-        # Nothing else is proxied here: answered as the API server does for a target with no ready pod.
+        # Nothing else is proxied here: answered as the API server does for a Service without endpoints
+        # (kubernetes pkg/registry/core/service/storage/storage.go, ResourceLocation: ServiceUnavailable).
         return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
 
     def _write(self, method: str, path: str, body: Optional[dict]) -> Response:
@@ -398,6 +400,7 @@ class FakeKubeAPI:
             return Response.json(404, status(404, "NotFound", f'pods "{pod["name"]}" not found', {"name": pod["name"], "kind": "pods"}))
         if pod and pod["sub"] == "portforward":
             if upgrade.lower() != "websocket":
+                # k8s.io/apimachinery pkg/util/proxy/upgradeaware.go, ServeHTTP: NewBadRequest("Upgrade request required").
                 return Response.json(400, status(400, "BadRequest", "Upgrade request required"))
             return Response(101, b"")
         proxied = pod or SERVICE_PROXY.match(path)
@@ -409,6 +412,7 @@ class FakeKubeAPI:
         obj = self.get(path)
         if obj is not None:
             return Response.json(200, obj)
+        # k8s.io/apimachinery pkg/api/errors/errors.go, NewNotFound: `<resource> "<name>" not found`.
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None
         message = f'{named["plural"]} "{named["name"]}" not found' if named else "the server could not find the requested resource"
