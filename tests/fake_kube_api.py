@@ -346,7 +346,7 @@ class FakeKubeAPI:
             items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
         except ValueError as err:
             # An unparsable labelSelector is a 400 (k8s.io/apimachinery pkg/labels/selector.go, Parse).
-            return Response.json(400, status(400, "BadRequest", f"unable to parse requirement: {err}"))
+            return Response.json(400, status(400, "BadRequest", str(err)))
         kind = (items[0]["kind"] if items else plural.rstrip("s").capitalize()) + "List"
         return Response.json(200, {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
 
