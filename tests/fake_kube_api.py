@@ -43,8 +43,9 @@ SERVICE_PROXY = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/services/(
 SELECTOR_TERM = re.compile(r"^\s*(?P<neg>!)?(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|\s(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*$")
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
 PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io"
-# A pod port's program: request path -> (status, content type, body).
-PodListener = Callable[[str], tuple[int, str, bytes]]
+# A pod port's program: request path -> (status, content type, body), or None for a program that
+# took the connection and never answers (hung).
+PodListener = Callable[[str], Optional[tuple[int, str, bytes]]]
 
 
 def core_path(namespace: str, plural: str, name: str) -> str:
@@ -451,7 +452,11 @@ class FakeKubeAPI:
                     return
                 if opcode == 0x2 and payload[:1] == b"\x00":
                     request += payload[1:]
-            code, content_type, body = listener(request.split(b" ", 2)[1].decode())
+            answer = listener(request.split(b" ", 2)[1].decode())
+            if answer is None:
+                self._closing.wait()
+                return
+            code, content_type, body = answer
             head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             out.write(_frame(b"\x00" + head.encode() + body))
         # The pod side closed: the kubelet ends the websocket.

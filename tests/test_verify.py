@@ -440,6 +440,20 @@ def test_a_port_forward_that_never_opens_is_bounded_and_not_tried_again(mesh: Me
     assert len([request for request in mesh.west.requests if "/portforward" in request]) == 1
 
 
+def test_a_pod_that_never_answers_a_port_forward_is_asked_once(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    # A hung Prometheus costs one read timeout, not one per export: a second mirror's check skips it.
+    mesh.west.pod_listeners[(VIZ, PROMETHEUS_POD)][9090] = lambda path: None
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(exports=raw["exports"] + [{"cluster": "east", "namespace": "emojivoto", "service": "emoji-svc", "mode": "gateway"}])
+    code, report = mesh.run_json()
+    assert code == 1
+    first, second = [check["hint"] for check in report["checks"] if check["name"] == "mtls"]
+    assert f"{VIZ}/{PROMETHEUS_POD}:9090 on west accepted a port-forwarded connection and did not answer within {short_timeouts.read:g} s" in first
+    assert second.startswith("not asked: ")
+    assert [check["ok"] for check in report["checks"] if check["name"] == "gateway-probe"] == [True], "other pods are still asked"
+    assert len([request for request in mesh.west.requests if f"/pods/{PROMETHEUS_POD}/portforward" in request]) == 1
+
+
 def test_a_closed_port_fails_the_clusters_checks_at_once_and_the_others_still_run(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
     raw = json.loads(mesh.outputs_file.read_text())
     mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "west": closed_port_kubeconfig("west")})
