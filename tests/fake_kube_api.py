@@ -228,16 +228,12 @@ class FakeKubeAPI:
             subset["addresses"] = ready
         if unready:
             subset["notReadyAddresses"] = unready
-        return self.put(
-            core_path(namespace, "endpoints", name),
-            {
-                "kind": "Endpoints",
-                "apiVersion": "v1",
-                "metadata": self._meta(namespace, name, labels),
-                # Like the API server: no subset at all when there is no address.
-                "subsets": [subset] if ready or unready else [],
-            },
-        )
+        endpoints = {"kind": "Endpoints", "apiVersion": "v1", "metadata": self._meta(namespace, name, labels)}
+        if ready or unready:
+            # Without an address there is no subset, and an empty `subsets` is left out of the JSON
+            # (k8s.io/api core/v1 types.go, Endpoints.Subsets: `json:"subsets,omitempty"`).
+            endpoints["subsets"] = [subset]
+        return self.put(core_path(namespace, "endpoints", name), endpoints)
 
     def put_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes], type: str = "Opaque") -> dict:
         encoded = {key: base64.b64encode(value.encode() if isinstance(value, str) else value).decode() for key, value in data.items()}
@@ -254,7 +250,7 @@ class FakeKubeAPI:
 
     def put_deployment(self, namespace: str, name: str, replicas: int = 1, available: int = 1) -> dict:
         status: dict = {"observedGeneration": 1, "replicas": replicas, "readyReplicas": available, "availableReplicas": available}
-        # The API server omits zero counts.
+        # The API server omits zero counts (k8s.io/api apps/v1 types.go, DeploymentStatus: `json:",omitempty"`).
         status = {key: value for key, value in status.items() if value}
         return self.put(
             apps_path(namespace, "deployments", name),
