@@ -284,6 +284,16 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
     assert lines[-1] == "Status check results are ×"
 
 
+def test_each_link_is_checked_in_its_own_source_cluster(mesh: Mesh) -> None:
+    # A second link, east -> west, of which east has nothing yet: only its checks fail, in east.
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(links=raw["links"] + [{"from": "east", "to": "west"}], gatewayAddresses={**raw["gatewayAddresses"], "west": "203.0.113.20"})
+    code, report = mesh.run_json()
+    assert code == 1
+    assert {(c["cluster"], c["link"], c["name"]) for c in report["checks"] if not c["ok"]} == {("east", "east->west", name) for name in ("link", "mirror-controller", "gateway-probe")}
+    assert "no Link 'west' in linkerd-multicluster on east" in hints(report)[("east", "link")]
+
+
 @pytest.mark.parametrize(
     "cilium, found",
     [
