@@ -43,8 +43,9 @@ SERVICE_PROXY = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/services/(
 SELECTOR_TERM = re.compile(r"^\s*(?P<neg>!)?(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|\s(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*$")
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
 PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io"
-# A pod port's program: request path -> (status, content type, body).
-PodListener = Callable[[str], tuple[int, str, bytes]]
+# A pod port's program: request path -> (status, content type, body), or None for a program that
+# took the connection and never answers (hung).
+PodListener = Callable[[str], Optional[tuple[int, str, bytes]]]
 
 
 def core_path(namespace: str, plural: str, name: str) -> str:
@@ -227,16 +228,12 @@ class FakeKubeAPI:
             subset["addresses"] = ready
         if unready:
             subset["notReadyAddresses"] = unready
-        return self.put(
-            core_path(namespace, "endpoints", name),
-            {
-                "kind": "Endpoints",
-                "apiVersion": "v1",
-                "metadata": self._meta(namespace, name, labels),
-                # Like the API server: no subset at all when there is no address.
-                "subsets": [subset] if ready or unready else [],
-            },
-        )
+        endpoints = {"kind": "Endpoints", "apiVersion": "v1", "metadata": self._meta(namespace, name, labels)}
+        if ready or unready:
+            # Without an address there is no subset, and an empty `subsets` is left out of the JSON
+            # (k8s.io/api core/v1 types.go, Endpoints.Subsets: `json:"subsets,omitempty"`).
+            endpoints["subsets"] = [subset]
+        return self.put(core_path(namespace, "endpoints", name), endpoints)
 
     def put_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes], type: str = "Opaque") -> dict:
         encoded = {key: base64.b64encode(value.encode() if isinstance(value, str) else value).decode() for key, value in data.items()}
@@ -253,7 +250,7 @@ class FakeKubeAPI:
 
     def put_deployment(self, namespace: str, name: str, replicas: int = 1, available: int = 1) -> dict:
         status: dict = {"observedGeneration": 1, "replicas": replicas, "readyReplicas": available, "availableReplicas": available}
-        # The API server omits zero counts.
+        # The API server omits zero counts (k8s.io/api apps/v1 types.go, DeploymentStatus: `json:",omitempty"`).
         status = {key: value for key, value in status.items() if value}
         return self.put(
             apps_path(namespace, "deployments", name),
@@ -345,7 +342,8 @@ class FakeKubeAPI:
         try:
             items = [obj for obj in members if selector_matches(selector, obj["metadata"].get("labels") or {})]
         except ValueError as err:
-            return Response.json(400, status(400, "BadRequest", f"unable to parse requirement: {err}"))
+            # An unparsable labelSelector is a 400 (k8s.io/apimachinery pkg/labels/selector.go, Parse).
+            return Response.json(400, status(400, "BadRequest", str(err)))
         kind = (items[0]["kind"] if items else plural.rstrip("s").capitalize()) + "List"
         return Response.json(200, {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
 
@@ -355,7 +353,8 @@ class FakeKubeAPI:
             # metrics-api service account over mTLS (viz/charts/linkerd-viz/templates/prometheus-policy.yaml;
             # linkerd/linkerd2#10790): the proxy's 403 comes back through the API server.
             return Response(403, b"", "text/plain", {"l5d-proxy-error": "unauthorized request on route"})
-        # Nothing else is proxied here: answered as the API server does for a target with no ready pod.
+        # Nothing else is proxied here: answered as the API server does for a Service without endpoints
+        # (kubernetes pkg/registry/core/service/storage/storage.go, ResourceLocation: ServiceUnavailable).
         return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
 
     def _write(self, method: str, path: str, body: Optional[dict]) -> Response:
@@ -386,6 +385,7 @@ class FakeKubeAPI:
     def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None) -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
+        # A token no authenticator accepts: 401 with a Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
         if authorization != f"Bearer {self.token}":
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
         url = urlsplit(raw_path)
@@ -397,6 +397,7 @@ class FakeKubeAPI:
             return Response.json(404, status(404, "NotFound", f'pods "{pod["name"]}" not found', {"name": pod["name"], "kind": "pods"}))
         if pod and pod["sub"] == "portforward":
             if upgrade.lower() != "websocket":
+                # k8s.io/apimachinery pkg/util/proxy/upgradeaware.go, ServeHTTP: NewBadRequest("Upgrade request required").
                 return Response.json(400, status(400, "BadRequest", "Upgrade request required"))
             return Response(101, b"")
         proxied = pod or SERVICE_PROXY.match(path)
@@ -408,6 +409,7 @@ class FakeKubeAPI:
         obj = self.get(path)
         if obj is not None:
             return Response.json(200, obj)
+        # k8s.io/apimachinery pkg/api/errors/errors.go, NewNotFound: `<resource> "<name>" not found`.
         named = NAMED_OBJECT.search(path)
         details = {"name": named["name"], "kind": named["plural"]} if named else None
         message = f'{named["plural"]} "{named["name"]}" not found' if named else "the server could not find the requested resource"
@@ -435,7 +437,8 @@ class FakeKubeAPI:
         with self._lock:
             listener = self.pod_listeners.get((namespace, pod), {}).get(ports[0])
         if listener is None:
-            # The kubelet reports a refused connection inside the pod on the port's error channel.
+            # The kubelet reports a refused connection inside the pod on the port's error channel
+            # (k8s.io/kubelet pkg/cri/streaming/portforward/websocket.go: "error forwarding port %d to pod %s, uid %v: %v").
             out.write(_frame(b"\x01" + f"error forwarding port {ports[0]} to pod {pod}: connect: connection refused".encode()))
         else:
             request = b""
@@ -445,7 +448,11 @@ class FakeKubeAPI:
                     return
                 if opcode == 0x2 and payload[:1] == b"\x00":
                     request += payload[1:]
-            code, content_type, body = listener(request.split(b" ", 2)[1].decode())
+            answer = listener(request.split(b" ", 2)[1].decode())
+            if answer is None:
+                self._closing.wait()
+                return
+            code, content_type, body = answer
             head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             out.write(_frame(b"\x00" + head.encode() + body))
         # The pod side closed: the kubelet ends the websocket.

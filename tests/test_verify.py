@@ -11,7 +11,6 @@ from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import unquote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -82,11 +81,15 @@ def put_prometheus(api: FakeKubeAPI, prometheus: FakePrometheus) -> None:
     # Labels and port from viz/charts/linkerd-viz/templates/prometheus.yaml.
     labels = {"linkerd.io/extension": "viz", "component": "prometheus", "namespace": VIZ}
     api.put_pod(VIZ, PROMETHEUS_POD, labels, {"prometheus": [("admin", 9090)]}, listeners={9090: prometheus.handle})
+    # Its neighbours, listed before it by name: viz's metrics-api (templates/metrics-api.yaml), and an
+    # evicted Prometheus pod, which stays listed with phase Failed until it is deleted.
+    api.put_pod(VIZ, "metrics-api-6c5f8d7b9-qwert", {"linkerd.io/extension": "viz", "component": "metrics-api"}, {"metrics-api": [("http", 8085), ("admin-http", 9995)]})
+    api.put_pod(VIZ, "prometheus-7d9c8b5f4-7evic", labels, {"prometheus": [("admin", 9090)]}, phase="Failed")
 
 
-def traffic(prometheus: FakePrometheus, tls: str, scrapes: int = WINDOW_SCRAPES, per_scrape: int = 20, mirror: str = "web-svc-east") -> None:
+def traffic(prometheus: FakePrometheus, tls: str, scrapes: int = WINDOW_SCRAPES, per_scrape: int = 20, mirror: str = "web-svc-east", namespace: str = "emojivoto", direction: str = "outbound") -> None:
     """The vote-bot's calls to a mirror, as its proxy counts them: `response_total` growing every scrape."""
-    labels = {"__name__": "response_total", "direction": "outbound", "authority": f"{mirror}.emojivoto.svc.cluster.local:80", "namespace": "emojivoto", "pod": "vote-bot-6d5b9c-zx8kq"}
+    labels = {"__name__": "response_total", "direction": direction, "authority": f"{mirror}.{namespace}.svc.cluster.local:80", "namespace": "emojivoto", "pod": "vote-bot-6d5b9c-zx8kq"}
     if tls:
         labels["tls"] = tls
     prometheus.scrape(labels, [100 + per_scrape * i for i in range(scrapes)])
@@ -194,9 +197,6 @@ def test_metrics_are_read_through_port_forwards_never_the_api_servers_proxy(mesh
     assert not [request for request in mesh.west.requests if "/proxy" in request]
     forwards = sorted(request for request in mesh.west.requests if "/portforward" in request)
     assert forwards == [f"/api/v1/namespaces/{MC}/pods/{MIRROR_POD}/portforward?ports=9999", f"/api/v1/namespaces/{VIZ}/pods/{PROMETHEUS_POD}/portforward?ports=9090"]
-    # Pods are found as the API finds them: a list filtered by label selector.
-    lists = [unquote(request) for request in mesh.west.requests if "/pods?" in request]
-    assert lists == [f"/api/v1/namespaces/{MC}/pods?labelSelector=component=controller,mirror.linkerd.io/cluster-name=east", f"/api/v1/namespaces/{VIZ}/pods?labelSelector=linkerd.io/extension=viz,component=prometheus"]
 
 
 def test_gateway_alive_is_read_from_the_service_mirror_that_holds_the_lease(mesh: Mesh) -> None:
@@ -258,6 +258,7 @@ BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
     "series without a tls label": (lambda m: traffic(m.prometheus, ""), {("west", "mtls")}, "tls=<none>"),
     "no traffic": (lambda m: m.prometheus.series.clear(), {("west", "mtls")}, "vote-bot"),
     "prometheus missing": (lambda m: m.west.delete(core_path(VIZ, "pods", PROMETHEUS_POD)), {("west", "mtls")}, "no running Prometheus pod in linkerd-viz on west"),
+    "prometheus not listening": (lambda m: m.west.pod_listeners[(VIZ, PROMETHEUS_POD)].clear(), {("west", "mtls")}, f"port-forward to {VIZ}/{PROMETHEUS_POD}:9090 on west failed: error forwarding port 9090"),
     "prometheus not ready": (lambda m: setattr(m.prometheus, "ready", False), {("west", "mtls")}, "the Prometheus of west (linkerd-viz/prometheus-7d9c8b5f4-abcde) is not ready yet (503)"),
 }
 
@@ -271,6 +272,7 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
     assert code == 1 and report["ok"] is False
     assert failing(report) == expected
     assert all(hint in check["hint"] and "kubeconfig" not in check["hint"] for check in report["checks"] if not check["ok"])
+    assert all(check["link"] == ("west->east" if check["name"] in LINK_CHECKS else None) for check in report["checks"] if not check["ok"])
 
     code, out = mesh.run()
     assert code == 1
@@ -280,6 +282,16 @@ def test_a_broken_mesh_fails_the_right_check_with_its_hint(mesh: Mesh, case: str
             at = lines.index(f"× {check['description']}")
             assert lines[at + 1] == f"    {check['hint']}"
     assert lines[-1] == "Status check results are ×"
+
+
+def test_each_link_is_checked_in_its_own_source_cluster(mesh: Mesh) -> None:
+    # A second link, east -> west, of which east has nothing yet: only its checks fail, in east.
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(links=raw["links"] + [{"from": "east", "to": "west"}], gatewayAddresses={**raw["gatewayAddresses"], "west": "203.0.113.20"})
+    code, report = mesh.run_json()
+    assert code == 1
+    assert {(c["cluster"], c["link"], c["name"]) for c in report["checks"] if not c["ok"]} == {("east", "east->west", name) for name in ("link", "mirror-controller", "gateway-probe")}
+    assert "no Link 'west' in linkerd-multicluster on east" in hints(report)[("east", "link")]
 
 
 @pytest.mark.parametrize(
@@ -324,9 +336,13 @@ def test_old_mtls_counters_do_not_vouch_for_a_mirror_without_traffic(mesh: Mesh)
     assert "no outbound traffic to emojivoto/web-svc-east in the last 1m" in hints(report)[("west", "mtls")]
 
 
-def test_the_mtls_query_asks_for_recent_outbound_responses_to_the_mirror_by_tls(mesh: Mesh) -> None:
-    mesh.run()
-    assert mesh.prometheus.queries == ['sum(increase(response_total{direction="outbound", authority=~"web-svc-east\\\\.emojivoto\\\\.svc\\\\..*"}[1m])) by (tls)']
+def test_mtls_is_judged_on_outbound_traffic_to_that_mirror_alone(mesh: Mesh) -> None:
+    # Plaintext elsewhere: another mirror, a name that extends the mirror's, the same name in another
+    # namespace, and responses the proxy counts inbound.
+    for other in ({"mirror": "emoji-svc-east"}, {"mirror": "web-svc-east2"}, {"namespace": "books"}, {"direction": "inbound"}):
+        traffic(mesh.prometheus, "no_identity", **other)
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
 
 
 def test_the_renewal_window_comes_from_the_stack_outputs(mesh: Mesh) -> None:
@@ -404,10 +420,11 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> kube.Timeouts:
     return timeouts
 
 
-def test_a_dead_cluster_costs_one_bounded_attempt_by_construction() -> None:
-    # Every request is one attempt (retries=0) of at most connect + read seconds, and a cluster that
-    # did not answer is not asked again: a dead cluster costs at most TIMEOUTS.request.
-    assert kube.TIMEOUTS.request <= 30
+def test_a_dead_cluster_costs_at_most_30_s_by_construction() -> None:
+    # A dead cluster costs its credential plugin (bounded by one request's time: the hanging-plugin
+    # test) and one request of at most connect + read seconds, never retried nor repeated (the
+    # silent-server test); the issue's bound is 30 s for the whole run.
+    assert kube.TIMEOUTS.request + kube.TIMEOUTS.request <= 30
 
 
 def test_an_api_server_that_never_answers_is_asked_once_and_named(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
@@ -431,6 +448,20 @@ def test_a_port_forward_that_never_opens_is_bounded_and_not_tried_again(mesh: Me
     assert f"did not open a port-forward to {MC}/{MIRROR_POD} within {short_timeouts.request:g} s" in hints(report)[("west", "gateway-probe")]
     assert hints(report)[("west", "mtls")].startswith("not asked: ")
     assert len([request for request in mesh.west.requests if "/portforward" in request]) == 1
+
+
+def test_a_pod_that_never_answers_a_port_forward_is_asked_once(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:
+    # A hung Prometheus costs one read timeout, not one per export: a second mirror's check skips it.
+    mesh.west.pod_listeners[(VIZ, PROMETHEUS_POD)][9090] = lambda path: None
+    raw = json.loads(mesh.outputs_file.read_text())
+    mesh.edit_outputs(exports=raw["exports"] + [{"cluster": "east", "namespace": "emojivoto", "service": "emoji-svc", "mode": "gateway"}])
+    code, report = mesh.run_json()
+    assert code == 1
+    first, second = [check["hint"] for check in report["checks"] if check["name"] == "mtls"]
+    assert f"{VIZ}/{PROMETHEUS_POD}:9090 on west accepted a port-forwarded connection and did not answer within {short_timeouts.read:g} s" in first
+    assert second.startswith("not asked: ")
+    assert [check["ok"] for check in report["checks"] if check["name"] == "gateway-probe"] == [True], "other pods are still asked"
+    assert len([request for request in mesh.west.requests if f"/pods/{PROMETHEUS_POD}/portforward" in request]) == 1
 
 
 def test_a_closed_port_fails_the_clusters_checks_at_once_and_the_others_still_run(mesh: Mesh, short_timeouts: kube.Timeouts) -> None:

@@ -26,7 +26,8 @@ KUBECTL_MISSING = "kubectl is not on PATH; install it (https://kubernetes.io/doc
 def write_kubeconfig(kubeconfig: str) -> str:
     """Writes the kubeconfig to a new file readable by the owner only and returns its path."""
     fd, path = tempfile.mkstemp(prefix="kubeconfig-", suffix=".yaml")
-    # mkstemp already creates 0600; say so explicitly since the file holds cluster-admin credentials.
+    # mkstemp already creates 0600; say so explicitly: the exec form holds no secret, but the outputs
+    # of a stack deployed before it carry a token kubeconfig.
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(kubeconfig)

@@ -7,7 +7,8 @@ plain logic over Kubernetes-shaped data. A pod's own ports are read through a po
 An unreachable cluster costs one request: every request is a single attempt (no urllib3 retries)
 bounded by `TIMEOUTS`, and once a cluster has not answered, or has rejected the credentials, no
 later request is sent to it; each later read fails at once with the first failure. A port-forward
-that does not open in that time stops later port-forwards to the cluster the same way.
+that does not open in that time stops later port-forwards to the cluster the same way, and a pod
+that takes a port-forwarded connection and does not answer within the read timeout is not asked again.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class KubeCluster:
         # The first failure that makes asking again pointless; later reads fail with it at once.
         self.failure: Optional[KubeError] = None
         self.forward_failure: Optional[KubeError] = None  # the same for port-forwards alone
+        self._silent_pods: dict[tuple[str, str], KubeError] = {}  # the same for one pod's forwarded port
 
     def _remember(self, error: KubeError) -> KubeError:
         self.failure = error
@@ -176,6 +178,8 @@ class KubeCluster:
 
         if self.forward_failure is not None:
             raise KubeError(f"not asked: {self.forward_failure}")
+        if (namespace, pod) in self._silent_pods:
+            raise KubeError(f"not asked: {self._silent_pods[(namespace, pod)]}")
 
         def open_forward() -> Any:
             try:
@@ -207,6 +211,12 @@ class KubeCluster:
             connection.request("GET", path)
             response = connection.getresponse()
             return response.status, response.read()
+        except TimeoutError as err:
+            # A hung program (Prometheus under load, say): asking it again would cost another read timeout.
+            self._silent_pods[(namespace, pod)] = KubeError(
+                f"{where} accepted a port-forwarded connection and did not answer within {self.timeouts.read:g} s; later reads of it were skipped"
+            )
+            raise self._silent_pods[(namespace, pod)] from err
         except (OSError, http.client.HTTPException) as err:
             raise KubeError(f"port-forward to {where} failed: {forward.error(port) or err}") from err
         finally:
