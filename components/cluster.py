@@ -122,7 +122,7 @@ class DoksCluster(pulumi.ComponentResource):
         self.cluster_id = cluster.id
         self.endpoint = cluster.endpoint
         self.version = cluster.version
-        # kube_configs is secret (it holds the 7-day token); only its CA, which is public, is used.
+        # kube_configs is secret (it holds a short-lived token); only its CA, which is public, is used.
         self.ca_certificate = pulumi.Output.unsecret(cluster.kube_configs.apply(lambda configs: configs[0].cluster_ca_certificate))
         # DigitalOcean's exec form: no secret in it, so nothing in the state to leak or rotate. The
         # provider (client-go), the live reads and `verify` run doctl, which reads the token from

@@ -26,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--outputs",
         default="-",
         metavar="FILE",
-        help="`pulumi stack output --json --show-secrets` saved to FILE, or '-' for stdin (default)",
+        help="`pulumi stack output --json` saved to FILE, or '-' for stdin (default)",
     )
     args = parser.parse_args(argv)
     try:

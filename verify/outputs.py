@@ -1,4 +1,4 @@
-"""Reads and validates the stack outputs (`pulumi stack output --json --show-secrets`)."""
+"""Reads and validates the stack outputs (`pulumi stack output --json`; none of them is secret)."""
 
 from __future__ import annotations
 
