@@ -131,7 +131,8 @@ class DoksCluster(pulumi.ComponentResource):
         self.provider = kubernetes.Provider(
             f"kubernetes-{name}",
             kubeconfig=self.kubeconfig,
-            # The cluster's id: a new endpoint (or an auto-upgrade) updates the provider in place, while a replaced cluster, whose objects are all gone, gets them all again.
+            # The cluster's id: a new endpoint (or an auto-upgrade) updates the provider in place,
+            # while a replaced cluster, whose objects are all gone, gets them all again.
             cluster_identifier=cluster.id,
             # Workloads need the worker pool: the built-in pool is one small node.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.workers]),

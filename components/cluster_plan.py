@@ -37,12 +37,6 @@ class LiveCluster:
     system_pool_size: Optional[str]
 
 
-@dataclass(frozen=True)
-class ClusterPlan:
-    # The version slug to register: an offered one for a new cluster, the running one otherwise.
-    version: str
-
-
 class ClusterDetailsRefused(Exception):
     """The cluster exists, but this token may not read its details."""
 
@@ -147,8 +141,9 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     return problems
 
 
-def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
-    """One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
+def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
+    """The version slug to register per cluster: an offered one for a new cluster, the running one
+    otherwise. One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
     stack = pulumi.get_stack()
     live: dict[str, Optional[LiveCluster]] = {}
     unread: list[str] = []
@@ -177,5 +172,4 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
     # A running cluster needs no offered version: DOKS may have retired its minor long ago. One whose
     # version this preview cannot read registers none: the engine puts the stored one in its place
     # (ignoreChanges, applied before the provider's Check: pulumi pkg/resource/deploy/step_generator.go).
-    plans = {name: ClusterPlan(version=cluster.version if cluster else version) for name, cluster in live.items()}
-    return {**plans, **{name: ClusterPlan(version="") for name in unread}}
+    return {**{name: cluster.version if cluster else version for name, cluster in live.items()}, **{name: "" for name in unread}}

@@ -33,7 +33,7 @@ from kubernetes import client as kube_api
 
 from components.kube_client import api_client
 from components.kubeconfigs import token_kubeconfig
-from components.live_read import REQUEST_TIMEOUT, NotReady, look_client, poll_until_ready, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, NotReady, changed_inputs, look_client, poll_until_ready, read_or_none, waited
 from components.names import LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller
 
 CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
@@ -63,8 +63,7 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
         # The timeout only bounds the next wait: a change of it alone is no change (as for the live reads).
-        changed = [key for key in news if not key.startswith("__") and key not in ("fingerprint", "timeoutSeconds") and olds.get(key) != news.get(key)]
-        if changed:
+        if changed_inputs(olds, news, ("fingerprint", "timeoutSeconds")):
             # Rewritten in place: the Secrets keep their names, whatever changed.
             return pulumi.dynamic.DiffResult(changes=True, replaces=[])
         try:
@@ -102,11 +101,11 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
         """namespace -> fingerprint of the kubeconfig the linking cluster holds there (None: none;
         OUTDATED: a copy in `linkerd` without the annotations asked for, so it is written again)."""
         held = {}
+        wanted = dict(props.get("remoteDiscoveryAnnotations") or {})
         for namespace in (MULTICLUSTER_NAMESPACE, LINKERD_NAMESPACE):
             secret = read_or_none(lambda: core.read_namespaced_secret(credentials_secret_name(props["target"]), namespace, _request_timeout=REQUEST_TIMEOUT))
             data = (secret.data or {}).get("kubeconfig") if secret else None
             held[namespace] = fingerprint(base64.b64decode(data).decode()) if data else None
-            wanted = dict(props.get("remoteDiscoveryAnnotations") or {})
             if namespace == LINKERD_NAMESPACE and secret and wanted.items() - (secret.metadata.annotations or {}).items():
                 held[namespace] = OUTDATED
         return held

@@ -41,6 +41,12 @@ def look_client(kubeconfig: str) -> Any:
     return api_client(kubeconfig, exec_timeout_seconds=sum(REQUEST_TIMEOUT), retries=0)
 
 
+def changed_inputs(olds: dict, news: dict, ignored: tuple[str, ...] = ()) -> list[str]:
+    """The inputs that differ, leaving out `__provider` (the pickled provider: a new Python or dill
+    version changes it, not what the provider does) and the keys in `ignored`."""
+    return [key for key in news if not key.startswith("__") and key not in ignored and olds.get(key) != news.get(key)]
+
+
 class NotReady(Exception):
     """The object is missing or not ready yet; the message says what it lacks."""
 
@@ -145,8 +151,7 @@ class LiveReadProvider(pulumi.dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
         # `__provider` and the timeout are not compared (see the module's docstring).
-        compared = [key for key in news if not key.startswith("__") and key not in (*self.outputs, "timeoutSeconds")]
-        changed = [key for key in compared if olds.get(key) != news.get(key)]
+        changed = changed_inputs(olds, news, (*self.outputs, "timeoutSeconds"))
         # A new kubeconfig (a rotated token) changes nothing that was read: an update stores it.
         replaces = [key for key in changed if key != "kubeconfig"]
         # Stored while not ready (by a refresh), or changed in the cluster since: read it again.
@@ -170,6 +175,3 @@ def live_read_inputs(kubeconfig: pulumi.Input[str], timeout_seconds: int, object
     """The inputs of a live read: what to read, from where, for how long; outputs start as None."""
     return {"kubeconfig": kubeconfig, "timeoutSeconds": timeout_seconds, "objectId": object_id, **inputs}
 
-
-def live_read_options(opts: Optional[pulumi.ResourceOptions], *secret_outputs: str) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=list(secret_outputs)))

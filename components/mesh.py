@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
-from components.cluster_plan import ClusterPlan, plan_clusters
+from components.cluster_plan import plan_clusters
 from components.config import MeshConfig
 from components.demo import BACKENDS, DEMO_NAMESPACE, WEB_SERVICE, Demo, DemoArgs
 from components.exports import ExportedService, ExportedServiceArgs
@@ -52,9 +52,9 @@ class _ClusterParts:
     multicluster: Multicluster
 
 
-def _build_cluster(name: str, config: MeshConfig, plan: ClusterPlan, identity: MeshIdentity) -> _ClusterParts:
+def _build_cluster(name: str, config: MeshConfig, version: str, identity: MeshIdentity) -> _ClusterParts:
     """One region: nothing here refers to another cluster, so the regions deploy in parallel."""
-    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=plan.version, version_prefix=config.kubernetes_version))
+    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=version, version_prefix=config.kubernetes_version))
     issuer = identity.issuers[name]
     linkerd = Linkerd(
         name,
@@ -152,9 +152,9 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
 def build_mesh(config: MeshConfig) -> MeshOutputs:
     # Looked up before anything is registered: a retired version or a change that would replace a
     # cluster creates nothing.
-    plans = plan_clusters(config, pulumi.get_project())
+    versions = plan_clusters(config, pulumi.get_project())
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
-    parts = {name: _build_cluster(name, config, plans[name], identity) for name in config.clusters}
+    parts = {name: _build_cluster(name, config, versions[name], identity) for name in config.clusters}
     mirrored = _build_links(config, parts, _build_workloads(config, parts, identity))
     return MeshOutputs(
         clusters={

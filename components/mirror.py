@@ -15,7 +15,7 @@ import pulumi
 import pulumi.dynamic
 from kubernetes import client as kube_api
 
-from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, live_read_options, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, read_or_none, waited
 from components.names import EXPORTED_LABEL
 
 
@@ -88,4 +88,4 @@ class MirroredService(pulumi.dynamic.Resource):
             clusterIP=None,
             endpoints=None,
         )
-        super().__init__(MirroredServiceProvider(), name, inputs, live_read_options(opts))
+        super().__init__(MirroredServiceProvider(), name, inputs, opts)

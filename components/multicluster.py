@@ -13,7 +13,7 @@ from kubernetes import client as kube_api
 
 from components.charts import linkerd_release, merge_values
 from components.identity import trust_bundle_annotations
-from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, live_read_options, read_or_none, waited
+from components.live_read import REQUEST_TIMEOUT, LiveReadProvider, live_read_inputs, read_or_none, waited
 from components.names import GATEWAY_SERVICE, MULTICLUSTER_NAMESPACE, remote_access_service_account
 
 # Provisioning a DigitalOcean load balancer for the gateway takes a few minutes.
@@ -104,7 +104,7 @@ class GatewayAddress(pulumi.dynamic.Resource):
 
     def __init__(self, name: str, cluster: str, kubeconfig: pulumi.Input[str], timeout_seconds: int, opts: pulumi.ResourceOptions):
         inputs = live_read_inputs(kubeconfig, timeout_seconds, f"{MULTICLUSTER_NAMESPACE}/{GATEWAY_SERVICE}", cluster=cluster, address=None)
-        super().__init__(GatewayAddressProvider(), name, inputs, live_read_options(opts))
+        super().__init__(GatewayAddressProvider(), name, inputs, opts)
 
 
 class Multicluster(pulumi.ComponentResource):

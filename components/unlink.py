@@ -23,7 +23,7 @@ import pulumi.dynamic
 from kubernetes import client as kube_api
 
 from components.kube_client import api_client
-from components.live_read import REQUEST_TIMEOUT, read_or_none
+from components.live_read import REQUEST_TIMEOUT, changed_inputs, read_or_none
 from components.names import MULTICLUSTER_NAMESPACE, service_mirror_lease
 
 # Labels the service mirror puts on what it makes (pkg/k8s/labels.go).
@@ -44,8 +44,7 @@ class LinkLeftoversProvider(pulumi.dynamic.ResourceProvider):
     def diff(self, _id: str, olds: dict, news: dict) -> pulumi.dynamic.DiffResult:
         # Never a replacement: that would delete a live link's mirrors. A new kubeconfig is
         # stored, so that the delete reaches the cluster with current credentials.
-        changed = [key for key in news if not key.startswith("__") and olds.get(key) != news.get(key)]
-        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[])
+        return pulumi.dynamic.DiffResult(changes=bool(changed_inputs(olds, news)), replaces=[])
 
     def update(self, _id: str, _olds: dict, news: dict) -> pulumi.dynamic.UpdateResult:
         return pulumi.dynamic.UpdateResult(outs=news)

@@ -102,8 +102,7 @@ class FakeCluster:
         return base64.b64decode(data["kubeconfig"]).decode() if "kubeconfig" in data else None
 
     def has_gateway(self) -> bool:
-        multicluster = self.releases().get("linkerd-multicluster")
-        return bool(multicluster) and (unwrap(multicluster.get("values") or {}).get("gateway") or {}).get("enabled", True)
+        return "linkerd-multicluster" in self.releases() and (self.multicluster_values().get("gateway") or {}).get("enabled", True)
 
 
 class FakeKubernetes:
