@@ -59,6 +59,19 @@ KNOWN_SIZES = frozenset(size.value for size in DropletSlug)
 TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith(("s-1vcpu-512mb", "s-1vcpu-1gb")))
 
 
+# Every key the stack config may hold, per section as docs/configuration.md writes it ("" is the
+# top level, `linkerd-mesh:<key>`). The parser refuses any other key, and tests/test_docs.py
+# checks that docs/configuration.md documents exactly these.
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"),
+    "clusters.<name>": ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"),
+    "links[]": ("from", "to"),
+    "exports[]": ("cluster", "namespace", "service", "mode"),
+    "linkerd": ("version", "highAvailability", "gatewaySourceRanges"),
+    "identity": ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"),
+}
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     name: str
@@ -221,7 +234,7 @@ def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
         name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
         if name_problem:
             problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
-        entry = _expect_mapping(settings, path, problems, ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"))
+        entry = _expect_mapping(settings, path, problems, CONFIG_KEYS["clusters.<name>"])
         region = _read(entry, "region", path, problems, _region, required=True)
         size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
         count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
@@ -289,7 +302,7 @@ def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Probl
     links: list[LinkSpec] = []
     for index, item in enumerate(raw):
         path = f"links[{index}]"
-        entry = _expect_mapping(item, path, problems, ("from", "to"))
+        entry = _expect_mapping(item, path, problems, CONFIG_KEYS["links[]"])
         ends = {}
         for key in ("from", "to"):
             value = _read(entry, key, path, problems, lambda v: None, required=True)
@@ -334,7 +347,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
     exports: list[ExportSpec] = []
     for index, item in enumerate(raw):
         path = f"exports[{index}]"
-        entry = _expect_mapping(item, path, problems, ("cluster", "namespace", "service", "mode"))
+        entry = _expect_mapping(item, path, problems, CONFIG_KEYS["exports[]"])
         cluster = _read(entry, "cluster", path, problems, lambda v: None, required=True)
         namespace = _read(entry, "namespace", path, problems, _dns_label, required=True)
         # The mirror is named `<service>-<cluster>`, itself a DNS-1035 label.
@@ -360,7 +373,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
 
 def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> LinkerdSpec:
     default = LinkerdSpec()
-    entry = _expect_mapping(raw, "linkerd", problems, ("version", "highAvailability", "gatewaySourceRanges"))
+    entry = _expect_mapping(raw, "linkerd", problems, CONFIG_KEYS["linkerd"])
 
     def chart_version(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not CHART_VERSION.match(value):
@@ -389,7 +402,7 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
 
 def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     default = IdentitySpec()
-    entry = _expect_mapping(raw, "identity", problems, ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"))
+    entry = _expect_mapping(raw, "identity", problems, CONFIG_KEYS["identity"])
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
     issuer = _read(entry, "issuerValidityHours", "identity", problems, _positive_int, default.issuer_validity_hours)
     renew = _read(entry, "issuerRenewBeforeHours", "identity", problems, _positive_int, default.issuer_renew_before_hours)
@@ -430,7 +443,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
     `digitalocean:token`, which the state would then keep (the provider's inputs), so it is refused.
     """
     problems = _Problems(namespace)
-    _expect_mapping(values, "", problems, ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"))
+    _expect_mapping(values, "", problems, CONFIG_KEYS[""])
     if token_in_config:
         problems.add(
             "token",
