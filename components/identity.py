@@ -95,7 +95,7 @@ class MeshIdentity(pulumi.ComponentResource):
 
     def _anchor(self, name: str, spec: IdentitySpec) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
         # An anchor is never replaced by a config change: a new anchor would break every link
-        # until all clusters trust it. Rotating it is a deliberate procedure (see the README);
+        # until all clusters trust it. Rotating it is a deliberate procedure (docs/identity.md);
         # a changed lifetime applies to anchors added from then on.
         key = _p256_key(f"trust-anchor-key-{name}", self, ignore_changes=["algorithm", "ecdsaCurve"])
         cert = tls.SelfSignedCert(

@@ -6,7 +6,7 @@ that the fake doctl (a separate process, run once per credential) starts fast.""
 DO_TOKEN = "dop_v1_fake_account_token_for_tests"
 ROTATED_DO_TOKEN = "dop_v1_fake_rotated_account_token_for_tests"
 ACCOUNT_TOKENS = frozenset({DO_TOKEN, ROTATED_DO_TOKEN})
-# A custom-scoped read-only token, as previews use (README, "The preview token"): it may read the
+# A custom-scoped read-only token, as previews use (docs/security.md, "The preview token"): it may read the
 # account's clusters but not fetch their credentials (no kubernetes:access_cluster scope).
 PREVIEW_TOKEN = "dop_v1_fake_read_only_preview_token_for_tests"
 # GET /v2/kubernetes/clusters/<id>/credentials issues a token valid for 7 days unless asked otherwise.

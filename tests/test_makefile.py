@@ -332,12 +332,14 @@ def test_the_targets_that_run_the_program_or_its_providers_take_the_token_under_
     assert len(checkout.pulumi_calls()) == calls, "nothing ran without a token"
 
 
-def test_the_readme_names_the_pinned_versions():
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
-    assert f"Pulumi CLI {PULUMI_VERSION} into `.pulumi-cli/{PULUMI_VERSION}/`" in readme
-    assert f"doctl {DOCTL_VERSION} into `.tools/doctl/{DOCTL_VERSION}/`" in readme
-    assert f'export PATH="$PWD/.tools/doctl/{DOCTL_VERSION}:$PATH"' in readme
-    assert f"Python {variable('PYTHON_MIN')} or newer" in readme
+def test_the_docs_name_the_pinned_versions():
+    def page(path: str) -> str:
+        return " ".join((Path(__file__).resolve().parents[1] / path).read_text().split())
+
+    assert f"Pulumi CLI {PULUMI_VERSION} into `.pulumi-cli/{PULUMI_VERSION}/`" in page("docs/deploying.md")
+    assert f"doctl {DOCTL_VERSION} into `.tools/doctl/{DOCTL_VERSION}/`" in page("docs/deploying.md")
+    assert f'export PATH="$PWD/.tools/doctl/{DOCTL_VERSION}:$PATH"' in page("docs/access.md")
+    assert f"Python {variable('PYTHON_MIN')} or newer" in page("README.md")
 
 
 @pytest.mark.parametrize("backend, creates", [(None, True), ("s3://state?endpoint=sfo3.digitaloceanspaces.com", False), ("https://api.pulumi.com", False)])

@@ -1,9 +1,9 @@
-"""Trust-anchor rotation end to end: the README's three steps as `pulumi up`s of one stack, against
+"""Trust-anchor rotation end to end: docs/identity.md's three steps as `pulumi up`s of one stack, against
 pods that get their trust roots the way Linkerd's do (tests/fake_pods.py), with every trust
 question settled by a real X.509 signature check.
 
 The walk: install with anchor `primary`; renew the issuers; 1. trust [primary, next];
-2. sign with next; 3. trust [next]. Between the steps the operator does what the README says
+2. sign with next; 3. trust [next]. Between the steps the operator does what docs/identity.md says
 for the meshed workloads the program does not manage (here `shop/checkout` in every cluster).
 At each step: which pods restart, and whether every identity controller uses the issuer it was
 given and every proxy (old and new pods, mesh-wide) accepts every other's certificate.
@@ -76,7 +76,7 @@ class Step:
 
 
 def follow_the_readme(step: str, pods: FakePods) -> None:
-    """What the README has the operator do after each step, for workloads outside the program."""
+    """What docs/identity.md has the operator do after each step, for workloads outside the program."""
     for cluster in CLUSTERS:
         if step == INSTALL:
             pods.add_workload(cluster, TEAM_APP)
@@ -167,7 +167,7 @@ def test_after_the_last_restart_no_proxy_trusts_the_retired_anchor(rotation):
     assert {key: proxy.roots for key, proxy in pods.proxies().items() if proxy.roots != (next_,)} == {}
 
 
-# Why the README's steps for workloads outside the program are needed.
+# Why docs/identity.md's steps for workloads outside the program are needed.
 
 
 def test_workloads_not_restarted_after_step_1_reject_the_new_issuers_certificates(rotation):

@@ -213,7 +213,7 @@ def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
         names = ", ".join(f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})" for anchor in early)
         return (
             f"trust anchor {names} expires before the issuer of {cluster.name} ({_date(issuer)}), so its proxies' "
-            "certificates stop being trusted first; rotate the anchor (README, Identity and certificate rotation)"
+            "certificates stop being trusted first; rotate the anchor (docs/identity.md, Rotating the trust anchor)"
         )
     return None
 
