@@ -58,6 +58,18 @@ def preexisting_object(kind: str, namespace: str, name: str, labels: dict) -> di
     return obj
 
 
+def invalid_source_ranges(chart: str, values: dict) -> Optional[str]:
+    """The API server's refusal of the gateway Service the multicluster chart renders with these
+    ranges (templates/gateway.yaml): every entry must parse as a CIDR (kubernetes
+    pkg/apis/core/validation ValidateService, GetLoadBalancerSourceRanges: ParseCIDRSloppy, which
+    needs the "/")."""
+    ranges = (values.get("gateway") or {}).get("loadBalancerSourceRanges") or [] if chart == "linkerd-multicluster" else []
+    if all("/" in entry for entry in ranges):
+        return None
+    shown = "[" + " ".join(ranges) + "]"
+    return f'Service "linkerd-gateway" is invalid: spec.LoadBalancerSourceRanges: Invalid value: "{shown}": must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24'
+
+
 @dataclass
 class FakeCluster:
     name: str  # the DOKS name, `<stack>-<short>`
@@ -195,6 +207,9 @@ class FakeKubernetes:
             if inputs["chart"] == "linkerd-control-plane" and fake_crds.missing_for_linkerd(cluster.objects):
                 missing = ", ".join(fake_crds.missing_for_linkerd(cluster.objects))
                 raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: timed out waiting for the condition (linkerd-destination: the policy controller cannot watch {missing} at v1)")
+            invalid = invalid_source_ranges(inputs["chart"], unwrap(inputs.get("values") or {}))
+            if invalid:
+                raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: {invalid}")
             cluster.objects[("Release", namespace, release)] = inputs
             status = {
                 "name": release,
