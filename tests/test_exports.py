@@ -13,16 +13,17 @@ import pytest
 from kubernetes import client as kube_api
 from kubernetes.client.exceptions import ApiException
 
-from components import mesh
+from components import exports, mesh
 from components.exports import FIELD_MANAGER, ExportedServiceArgs, ExportLabelProvider
 from components.kube_client import api_client
 from components.link import EXPORT_LABEL_VALUES
 from components.live_read import WaitTimedOut
 from components.names import EXPORTED_LABEL
 from tests.fake_cloud import FakeCloud
-from tests.fake_kube_api import APPLY_PATCH, FakeKubeAPI, core_path
+from tests.fake_kube_api import APPLY_PATCH, FakeKubeAPI, SilentServer, core_path
 from tests.fake_kubernetes import preexisting_object
 from tests.harness import PROJECT, Run, run_main
+from tests.test_live_read import diff_in_thread
 
 EXPORT_LABEL = "pulumi-python:dynamic/exports:ExportLabel"
 WEB_SVC = ("Service", "emojivoto", "web-svc")
@@ -94,6 +95,32 @@ def test_a_service_created_during_the_wait_is_labelled():
         creator.join()
         assert created.outs["exportedAs"] == "true"
         assert api.get(path)["metadata"]["labels"] == {"app": "web", EXPORTED_LABEL: "true"}
+
+
+def export_props(api: FakeKubeAPI | SilentServer, **outputs) -> dict:
+    return {"__provider": "pickled-provider", "kubeconfig": api.kubeconfig(), "timeoutSeconds": 300, "objectId": "emojivoto/web-svc", "cluster": "east", "namespace": "emojivoto", "service": "web-svc", "labelValue": "true", "exportedAs": None, **outputs}
+
+
+def test_a_refresh_keeps_an_unlabelled_service_for_the_next_up_to_label_and_drops_a_gone_one():
+    provider = ExportLabelProvider()
+    with FakeKubeAPI() as api:
+        # Gone: an empty id, so the engine drops the export and the next `up` waits for the Service.
+        assert provider.read("emojivoto/web-svc", export_props(api, exportedAs="true")).id is None
+        api.put_service("emojivoto", "web-svc", labels={"app": "web"})
+        refreshed = provider.read("emojivoto/web-svc", export_props(api, exportedAs="true"))
+        assert (refreshed.id, refreshed.outs["exportedAs"]) == ("emojivoto/web-svc", None)
+        diff = provider.diff("emojivoto/web-svc", refreshed.outs, export_props(api))
+        assert diff.replaces == ["exportedAs"]
+
+
+def test_a_diffs_look_at_a_cluster_that_never_answers_is_one_bounded_request(monkeypatch):
+    monkeypatch.setattr(exports, "REQUEST_TIMEOUT", (1, 0.2))
+    with SilentServer("east") as silent:
+        stored = export_props(silent, exportedAs="true")
+        result = diff_in_thread(lambda: ExportLabelProvider().diff("x", stored, export_props(silent)))
+        assert silent.connections == 1
+    # What cannot be seen (a preview token without cluster access, a hung server) changes nothing.
+    assert (result.changes, result.replaces) == (False, [])
 
 
 def test_the_fake_api_server_refuses_an_apply_that_would_create_a_service_without_ports():
