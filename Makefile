@@ -193,14 +193,22 @@ cloud-secrets: python-version pulumi-cloud $(PASSPHRASE) existing-stack
 pulumi-cloud:
 	$(if $(SELF_MANAGED),@echo "make cloud-secrets is for a stack in Pulumi Cloud: set PULUMI_BACKEND_URL=https://api.pulumi.com (and PULUMI_DEFAULT_ORGANIZATION). A stack in another backend moves there with pulumi stack export / import first." >&2; exit 1,@true)
 
+# --continue-on-error: without it the first failed step cancels every pending step of the whole
+# deployment (pulumi pkg/resource/deploy/step_executor.go), so one region's failure would also stop
+# the other regions' work, the issuer renewals of the weekly deploy included. With it, only what
+# depends on the failed step is skipped, and `pulumi up` still exits non-zero.
 deploy: python-version token stack
-	$(PULUMI) up --stack $(STACK) --yes --diff
+	$(PULUMI) up --stack $(STACK) --yes --diff --continue-on-error
 
 preview: python-version token $(PASSPHRASE) $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff
 
+# --refresh: Helm purges a release's record even when its uninstall wait fails (helm
+# pkg/action/uninstall.go), and the provider's Delete of that release then fails with "Release not
+# loaded" on every later destroy. A refresh first drops what is already gone from the state, so an
+# interrupted destroy can simply be run again.
 destroy: python-version token $(PASSPHRASE) existing-stack
-	$(PULUMI) destroy --stack $(STACK)
+	$(PULUMI) destroy --stack $(STACK) --refresh
 
 # The kubeconfig holds no secret: kubectl runs doctl, which gets a short-lived token for the
 # cluster with DIGITALOCEAN_ACCESS_TOKEN (or doctl's own login).

@@ -18,6 +18,13 @@ MAINTENANCE_DAY = "sunday"
 MAINTENANCE_START = "04:00"
 # The lifetime of the cluster credentials the DigitalOcean provider fetches (and the state keeps).
 PROVIDER_CREDENTIALS_SECONDS = 600
+# Keeps everything but critical add-ons off the built-in pool's one small node: Linkerd, viz (its
+# Prometheus has no memory limit), the demo and the user's workloads run on the workers. The key is
+# the one cluster add-ons tolerate by convention (kubeadm's CoreDNS, AKS system pools); DaemonSets
+# that tolerate every taint (Cilium's agent) still run there. DOKS applies a pool's taints to its
+# current and future nodes; a taint changes the pool in place (terraform-provider-digitalocean
+# kubernetes.go: `taint` is not ForceNew), and NoSchedule evicts nothing already running.
+SYSTEM_POOL_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
 
 
 def system_pool_name(cluster: str) -> str:
@@ -95,9 +102,12 @@ class DoksCluster(pulumi.ComponentResource):
                 name=system_pool_name(name),
                 size=SYSTEM_POOL_SIZE,
                 node_count=SYSTEM_POOL_NODES,
+                taints=[digitalocean.KubernetesClusterNodePoolTaintArgs(**SYSTEM_POOL_TAINT)],
             ),
-            # Load balancers and volumes that Kubernetes made (the gateway's) go with the cluster,
-            # instead of outliving a destroy that removed the cluster before DigitalOcean removed them.
+            # The load balancers, volumes and volume snapshots DigitalOcean lists as the cluster's
+            # (the gateway's load balancer; any snapshot of its volumes, backups included) are deleted
+            # with it (OpenAPI associated_kubernetes_resources; the provider uses the "dangerous"
+            # delete), instead of outliving a destroy that removed the cluster before them.
             destroy_all_associated_resources=True,
             # The provider keeps the credentials DOKS returns (kube_configs) in the state; only their
             # CA is used, so ask for a token that expires in minutes instead of the default 7 days.
@@ -134,7 +144,7 @@ class DoksCluster(pulumi.ComponentResource):
             # The cluster's id: a new endpoint (or an auto-upgrade) updates the provider in place,
             # while a replaced cluster, whose objects are all gone, gets them all again.
             cluster_identifier=cluster.id,
-            # Workloads need the worker pool: the built-in pool is one small node.
+            # Workloads need the worker pool: the built-in pool is one small, tainted node.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.workers]),
         )
         self.register_outputs(

@@ -383,11 +383,10 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
     def source_ranges(value: Any) -> Optional[str]:
         if not isinstance(value, list):
             return "must be a list of CIDR ranges"
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr)
-            except (TypeError, ValueError):
-                return f"{cidr!r} is not a CIDR range like 203.0.113.0/24"
+        for entry in value:
+            problem = _source_range_problem(entry)
+            if problem:
+                return problem
         return None
 
     version = _read(entry, "version", "linkerd", problems, chart_version, default.version)
@@ -397,7 +396,31 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
         for name, cluster in clusters.items():
             if cluster.node_count < HA_MIN_NODES:
                 problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} worker nodes (one control-plane replica per node), got {cluster.node_count}")
-    return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
+    return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(_as_cidr(entry) for entry in ranges))
+
+
+def _source_range_problem(entry: Any) -> Optional[str]:
+    """Kubernetes takes only CIDRs in loadBalancerSourceRanges (pkg/api/service/util.go,
+    GetLoadBalancerSourceRanges: netutils.ParseCIDRSloppy), so a bare address is refused there. One
+    with host bits set (203.0.113.7/24) it calls ambiguous (a warning since 1.27, refused under
+    KEP-4858's StrictIPCIDRValidation): is it the /24 or the one address? Refused here too."""
+    if not isinstance(entry, str):
+        return f"{entry!r} is not a CIDR range like 203.0.113.0/24"
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"{entry!r} is not a CIDR range like 203.0.113.0/24, or an address like 203.0.113.7"
+        address = entry.split("/")[0]
+        return f"{entry!r} has host bits set: write {loose} for the whole range, or {address}/{loose.max_prefixlen} for the one address"
+    return None
+
+
+def _as_cidr(entry: str) -> str:
+    """A valid entry as Kubernetes takes it: a bare address becomes its /32 (or /128); a CIDR stays as written."""
+    return entry if "/" in entry else str(ipaddress.ip_network(entry))
 
 
 def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:

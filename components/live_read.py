@@ -4,7 +4,8 @@
 new link to a cluster whose gateway is only being enabled, a re-run after a failed first `up`),
 and then fail the preview. A dynamic resource reads only when it is created (or refreshed),
 polls a bounded time until the object is ready, and shows "known after apply" in a preview.
-Reading never writes: deleting such a resource deletes nothing in the cluster.
+Reading never writes: deleting such a resource deletes nothing in the cluster (except the export
+label, components/exports.py, a read of a Service that also applies its label and removes it).
 
 How each engine path treats a read (the engine runs the provider in `python -m pulumi.dynamic`):
 - diff: the engine passes the stored outputs and the new inputs, `__provider` (the pickled

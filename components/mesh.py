@@ -103,7 +103,7 @@ def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts], identi
     for export in config.exports:
         if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
             continue  # the demo creates this service with its export label
-        export_args = ExportedServiceArgs(export=export, provider=parts[export.cluster].doks.provider)
+        export_args = ExportedServiceArgs(export=export, kubeconfig=parts[export.cluster].doks.kubeconfig, timeout_seconds=config.wait_timeout_seconds)
         workloads[export.cluster].append(ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", export_args))
     return workloads
 

@@ -36,6 +36,8 @@ DEFAULT_POOL_TAG = "terraform:default-node-pool"
 # Inputs whose change replaces a cluster: ForceNew in terraform-provider-digitalocean
 # digitalocean/kubernetes/resource_kubernetes_cluster.go (region, vpc_uuid, cluster_subnet,
 # service_subnet), and the built-in pool's size (kubernetes.go nodePoolSchema; #424, pulumi/pulumi#5049).
+# The pool's name, count, labels and taints are not ForceNew: resourceDigitalOceanKubernetesClusterUpdate
+# updates the built-in pool in place.
 CLUSTER_REPLACED_BY = ("region", "vpcUuid", "clusterSubnet", "serviceSubnet", "nodePool.size")
 # resource_kubernetes_node_pool.go: cluster_id and size are ForceNew; node_count and name update in place.
 NODE_POOL_REPLACED_BY = ("clusterId", "size")
@@ -176,7 +178,7 @@ class FakeDigitalOcean:
             "gpuPartitionMode": "",
             "labels": {},
             "tags": pool.get("tags", []),
-            "taints": [],
+            "taints": pool.get("taints", []),
             "nodes": [],
         }
 

@@ -126,6 +126,64 @@ def _merged(base: dict, patch: dict) -> dict:
     return merged
 
 
+# Server-side apply, as far as the fakes need it: who owns which label. The API server records each
+# field manager's fields in metadata.managedFields; an apply sets the manager's fields to what it
+# sends and deletes a field it no longer sends unless another manager still owns it (Kubernetes
+# docs, "Server-Side Apply", Field management). Only labels are tracked here.
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def _label_owners(obj: dict) -> dict[str, set[str]]:
+    """manager -> the labels it owns, from the object's managedFields."""
+    owners: dict[str, set[str]] = {}
+    for entry in obj.get("metadata", {}).get("managedFields") or []:
+        labels = (entry.get("fieldsV1") or {}).get("f:metadata", {}).get("f:labels", {})
+        owners.setdefault(entry["manager"], set()).update(key.removeprefix("f:") for key in labels)
+    return owners
+
+
+def _with_label_owners(obj: dict, labels: Mapping[str, str], owners: Mapping[str, set[str]]) -> dict:
+    managed = [
+        {"manager": manager, "operation": "Apply", "apiVersion": obj.get("apiVersion", "v1"), "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {f"f:{key}": {} for key in sorted(keys)}}}}
+        for manager, keys in sorted(owners.items())
+        if keys
+    ]
+    metadata = {key: value for key, value in obj.get("metadata", {}).items() if key not in ("labels", "managedFields")}
+    if labels:
+        metadata["labels"] = dict(labels)
+    if managed:
+        metadata["managedFields"] = managed
+    return {**obj, "metadata": metadata}
+
+
+def apply_labels(obj: dict, manager: str, labels: Mapping[str, str]) -> dict:
+    """`obj` after `manager` applied exactly these labels (with force: it takes them over)."""
+    owners = _label_owners(obj)
+    current = dict(obj.get("metadata", {}).get("labels") or {})
+    for key in owners.get(manager, set()) - set(labels):
+        if not any(key in keys for other, keys in owners.items() if other != manager):
+            current.pop(key, None)
+    owners[manager] = set(labels)
+    return _with_label_owners(obj, {**current, **labels}, owners)
+
+
+def without_labels(obj: dict, keys: Iterable[str]) -> dict:
+    """`obj` after an update removed these labels: nobody owns a field that is gone."""
+    gone = set(keys)
+    labels = {key: value for key, value in (obj.get("metadata", {}).get("labels") or {}).items() if key not in gone}
+    return _with_label_owners(obj, labels, {manager: owned - gone for manager, owned in _label_owners(obj).items()})
+
+
+def _invalid_on_create(plural: str, name: str, obj: dict) -> Optional[Response]:
+    """What the API server's validation refuses in a new object, as far as the fakes create them."""
+    spec = obj.get("spec") or {}
+    if plural == "services" and not spec.get("ports") and spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None":
+        # kubernetes pkg/apis/core/validation/validation.go, ValidateService: field.Required(specPath.Child("ports"), "").
+        message = f'Service "{name}" is invalid: spec.ports: Required value'
+        return Response.json(422, status(422, "Invalid", message, {"name": name, "kind": "Service", "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.ports"}]}))
+    return None
+
+
 class FakeKubeAPI:
     """One fake cluster's API server on 127.0.0.1 and a random free port; use as a context manager."""
 
@@ -357,9 +415,11 @@ class FakeKubeAPI:
         # (kubernetes pkg/registry/core/service/storage/storage.go, ResourceLocation: ServiceUnavailable).
         return Response.json(503, status(503, "ServiceUnavailable", f'no endpoints available for {kind} "{name}"'))
 
-    def _write(self, method: str, path: str, body: Optional[dict]) -> Response:
+    def _write(self, method: str, path: str, body: Optional[dict], content_type: str = "", query: Optional[Mapping[str, list[str]]] = None) -> Response:
         # The API server's answers (Kubernetes API conventions, "Response status kind"): 409
         # AlreadyExists for a create of an existing name, 404 NotFound for a missing object.
+        if method == "PATCH" and content_type.split(";")[0].strip() == APPLY_PATCH:
+            return self._apply(path, body or {}, (query or {}).get("fieldManager", [""])[0])
         if method == "POST":
             path = f"{path}/{(body or {}).get('metadata', {}).get('name', '')}"
         named = NAMED_OBJECT.search(path)
@@ -378,11 +438,38 @@ class FakeKubeAPI:
                 self.writes.append((method, path, None))
                 return Response.json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
             updated = _merged(existing, body or {}) if method == "PATCH" else dict(body or {})
+            if method == "PATCH":
+                removed = [key for key, value in ((body or {}).get("metadata") or {}).get("labels", {}).items() if value is None]
+                updated = without_labels(updated, removed)
             self.objects[path] = updated
             self.writes.append((method, path, updated))
             return Response.json(201 if method == "POST" else 200, updated)
 
-    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None) -> Response:
+    def _apply(self, path: str, body: dict, manager: str) -> Response:
+        """A server-side apply: it creates a missing object (so the object must be valid as it is
+        sent), and sets the manager's labels on an existing one (staging/src/k8s.io/apiserver/pkg/
+        endpoints/handlers/patch.go, applyPatcher; the fakes apply nothing but labels to an existing object)."""
+        named = NAMED_OBJECT.search(path)
+        if not named:
+            return Response.json(405, status(405, "MethodNotAllowed", f"the fake API server applies single objects only, not {path}"))
+        if not manager:
+            # patch.go, PatchResource: "fieldManager is required for apply requests".
+            return Response.json(400, status(400, "BadRequest", "fieldManager is required for apply requests"))
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        with self._lock:
+            existing = self.objects.get(path)
+            if existing is None:
+                invalid = _invalid_on_create(named["plural"], named["name"], body)
+                if invalid:
+                    return invalid
+                existing = {key: value for key, value in body.items() if key != "metadata"}
+                existing["metadata"] = {key: value for key, value in (body.get("metadata") or {}).items() if key != "labels"}
+            updated = apply_labels(existing, manager, labels)
+            self.objects[path] = updated
+            self.writes.append(("PATCH", path, updated))
+            return Response.json(200, updated)
+
+    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None, content_type: str = "") -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
         # A token no authenticator accepts: 401 with a Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
@@ -391,7 +478,7 @@ class FakeKubeAPI:
         url = urlsplit(raw_path)
         path = unquote(url.path)
         if method != "GET":
-            return self._write(method, path, body)
+            return self._write(method, path, body, content_type, parse_qs(url.query))
         pod = POD_SUBRESOURCE.match(path)
         if pod and self.get(core_path(pod["namespace"], "pods", pod["name"])) is None:
             return Response.json(404, status(404, "NotFound", f'pods "{pod["name"]}" not found', {"name": pod["name"], "kind": "pods"}))
@@ -468,7 +555,7 @@ class FakeKubeAPI:
 
             def _serve(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
-                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""), json.loads(raw) if raw else None)
+                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""), json.loads(raw) if raw else None, self.headers.get("Content-Type") or "")
                 if response.code == 101 and api.port_forwards_hang:
                     self.close_connection = True
                     api._closing.wait()

@@ -4,8 +4,9 @@ Like the real provider, a resource's provider decides which cluster it lands in:
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, refuses a kubeconfig
 whose CA is not that cluster's, and authenticates as client-go does: it runs the kubeconfig's
 exec plugin (doctl, the fake one on PATH) and the cluster accepts only the token DigitalOcean
-issues for it. Helm releases come back with the status the provider reports; a ServicePatch
-fails, as server-side apply does, when its Service does not exist. A fresh cluster holds the
+issues for it. Helm releases come back with the status the provider reports; a ServicePatch is a
+server-side apply of its labels onto the Service, and fails as the API server does when the
+Service does not exist (its apply would create a Service without ports). A fresh cluster holds the
 Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
 does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
 (tests/fake_crds.py).
@@ -16,7 +17,9 @@ Secret per name in the multicluster release's remoteMirrorServiceAccountName, ea
 controller Deployment, the Secrets written into the cluster, and what the multicluster chart and
 Linkerd's service-mirror controllers make for each Link (tests/fake_service_mirror.py). What the
 program writes there is kept in the cluster and drives the simulated controllers that read it;
-it all persists across runs of the program on the same fakes, deletions included.
+it all persists across runs of the program on the same fakes, deletions included. The Services
+in the cluster (the demo's, and those that exist before the program) are served there too, and
+what is written to them through it (the export label) stays on them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE,
 from tests import fake_crds
 from tests.fake_account import cluster_token
 from tests.fake_digitalocean import FakeDigitalOcean
-from tests.fake_kube_api import FakeKubeAPI, core_path
+from tests.fake_kube_api import FakeKubeAPI, apply_labels, core_path
 from tests.fake_service_mirror import mirror_link, render_probe_services
 from tests.harness import unwrap
 
@@ -45,6 +48,26 @@ CREDENTIALS_SECRET_TYPE = "mirror.linkerd.io/remote-kubeconfig"
 CLUSTER_NAME_LABEL = "multicluster.linkerd.io/cluster-name"
 # The destination controller loads a remote-discovery Secret only with both (cluster_store.go, addCluster).
 DISCOVERY_ANNOTATIONS = ("multicluster.linkerd.io/cluster-domain", "multicluster.linkerd.io/trust-domain")
+
+
+def preexisting_object(kind: str, namespace: str, name: str, labels: dict) -> dict:
+    """An object made before the program ran (by a user); a Service has the ports it must have."""
+    obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace, "labels": dict(labels), "uid": f"uid-user-{namespace}-{name}"}}
+    if kind == "Service":
+        obj["spec"] = {"type": "ClusterIP", "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}], "selector": dict(labels)}
+    return obj
+
+
+def invalid_source_ranges(chart: str, values: dict) -> Optional[str]:
+    """The API server's refusal of the gateway Service the multicluster chart renders with these
+    ranges (templates/gateway.yaml): every entry must parse as a CIDR (kubernetes
+    pkg/apis/core/validation ValidateService, GetLoadBalancerSourceRanges: ParseCIDRSloppy, which
+    needs the "/")."""
+    ranges = (values.get("gateway") or {}).get("loadBalancerSourceRanges") or [] if chart == "linkerd-multicluster" else []
+    if all("/" in entry for entry in ranges):
+        return None
+    shown = "[" + " ".join(ranges) + "]"
+    return f'Service "linkerd-gateway" is invalid: spec.LoadBalancerSourceRanges: Invalid value: "{shown}": must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24'
 
 
 @dataclass
@@ -147,7 +170,7 @@ class FakeKubernetes:
             for crd, obj in fake_crds.doks_gateway_crds(record.version, record.vpc_native).items():
                 cluster.objects[(fake_crds.CRD, "", crd)] = obj
             for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
-                cluster.objects[(kind, namespace, name)] = {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
+                cluster.objects[(kind, namespace, name)] = preexisting_object(kind, namespace, name, labels)
             self.clusters[server] = cluster
         return self.clusters[server]
 
@@ -184,6 +207,9 @@ class FakeKubernetes:
             if inputs["chart"] == "linkerd-control-plane" and fake_crds.missing_for_linkerd(cluster.objects):
                 missing = ", ".join(fake_crds.missing_for_linkerd(cluster.objects))
                 raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: timed out waiting for the condition (linkerd-destination: the policy controller cannot watch {missing} at v1)")
+            invalid = invalid_source_ranges(inputs["chart"], unwrap(inputs.get("values") or {}))
+            if invalid:
+                raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: {invalid}")
             cluster.objects[("Release", namespace, release)] = inputs
             status = {
                 "name": release,
@@ -199,8 +225,9 @@ class FakeKubernetes:
         kind = type_.split(":")[-1]
         namespace = metadata.get("namespace", "" if kind == "Namespace" else "default")
         object_name = metadata.get("name") or name
-        if kind.endswith("Patch") and (kind.removesuffix("Patch"), namespace, object_name) not in cluster.objects:
-            raise Exception(f'{kind.removesuffix("Patch").lower()}s "{object_name}" not found in namespace {namespace} of {cluster.name}')
+        if kind == "ServicePatch":
+            self._apply_service_patch(cluster, namespace, object_name, unwrap(metadata.get("labels") or {}))
+            return f"{namespace}/{object_name}", inputs
         metadata.setdefault("name", object_name)
         metadata.update(uid=f"uid-{cluster.name}-{kind}-{object_name}", resourceVersion="1")
         if kind == "Link":
@@ -229,7 +256,22 @@ class FakeKubernetes:
             return
         metadata = unwrap(state.get("metadata") or {})
         kind = type_.split(":")[-1]
+        if kind == "ServicePatch":
+            # A patch's delete applies it again with nothing in it (pulumi-kubernetes provider/pkg/ssa/
+            # actions.go, Relinquish): its labels go unless another field manager owns them too.
+            self._apply_service_patch(cluster, metadata["namespace"], metadata["name"], {})
+            return
         cluster.objects.pop((kind, metadata.get("namespace", "" if kind == "Namespace" else "default"), metadata["name"]))
+
+    @staticmethod
+    def _apply_service_patch(cluster: FakeCluster, namespace: str, name: str, labels: dict) -> None:
+        """A ServicePatch's server-side apply (pulumi-kubernetes provider/pkg/await/await.go, Creation:
+        an apply under the patch's own field manager). An apply of a missing object creates it, and
+        a Service without ports is invalid (pkg/apis/core/validation ValidateService)."""
+        service = cluster.objects.get(("Service", namespace, name))
+        if service is None:
+            raise Exception(f'Service "{name}" is invalid: spec.ports: Required value (server-side apply of {namespace}/{name} in {cluster.name} creates it)')
+        cluster.objects[("Service", namespace, name)] = apply_labels(unwrap(service), f"pulumi-kubernetes-{namespace}-{name}", labels)
 
     @staticmethod
     def _link_changed(cluster: FakeCluster, old: Optional[dict], new: dict) -> None:
@@ -246,16 +288,20 @@ class FakeKubernetes:
         (or deleted through it) stays so in the cluster."""
         with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
             api.objects.update(cluster.produced)
+            services = set()  # paths of the cluster's own Services: kept in `objects`, not `produced`
             for (kind, namespace, name), obj in cluster.objects.items():
-                if kind == "Secret":
-                    api.put(core_path(namespace, "secrets", name), unwrap(obj))
+                if kind in ("Secret", "Service"):
+                    path = core_path(namespace, f"{kind.lower()}s", name)
+                    api.put(path, unwrap(obj))
+                    if kind == "Service":
+                        services.add(path)
             self._produce(cluster, api)
             try:
                 yield api
             finally:
                 for method, path, obj in api.writes:
                     self._written(cluster, method, path, obj)
-                cluster.produced = dict(api.objects)
+                cluster.produced = {path: obj for path, obj in api.objects.items() if path not in services}
 
     def produced(self, cluster: FakeCluster) -> dict[str, dict]:
         """Everything `cluster`'s charts and controllers have made by now, by API path."""
@@ -307,7 +353,13 @@ class FakeKubernetes:
         """What the cluster's own controllers do with a write to its API."""
         segments = path.strip("/").split("/")
         namespace, plural, name = segments[-3], segments[-2], segments[-1]
-        if plural == "secrets":
+        if plural == "services" and ("Service", namespace, name) in cluster.objects:
+            # A label written on one of the cluster's Services (the export label) stays on it.
+            if obj is None:
+                del cluster.objects[("Service", namespace, name)]
+            else:
+                cluster.objects[("Service", namespace, name)] = obj
+        elif plural == "secrets":
             old = cluster.objects.pop(("Secret", namespace, name), None)
             if obj is not None:
                 cluster.objects[("Secret", namespace, name)] = obj
@@ -367,7 +419,7 @@ class FakeKubernetes:
         exported = {}
         for (kind, namespace, service), obj in target.objects.items():
             labels = unwrap(obj.get("metadata") or {}).get("labels") or {}
-            if kind in ("Service", "ServicePatch") and labels.get(EXPORTED_LABEL) == "true":
+            if kind == "Service" and labels.get(EXPORTED_LABEL) == "true":
                 exported[(namespace, service)] = labels
         return exported
 

@@ -48,8 +48,9 @@ def test_cluster_is_what_the_spec_asks_for(built):
     assert inputs["region"] == "sfo3" and inputs["version"] == DOKS_VERSIONS[0]
     # VPC-native: both ranges given (doctl: otherwise a legacy overlay cluster).
     assert (inputs["clusterSubnet"], inputs["serviceSubnet"]) == (LONE_CLUSTER_SUBNET, LONE_SERVICE_SUBNET)
-    # The built-in pool is the fixed system pool; the workers are their own pool.
-    assert inputs["nodePool"] == {"name": "west-system", "size": "s-2vcpu-4gb", "nodeCount": 1}
+    # The built-in pool is the fixed system pool, tainted for critical add-ons only; the workers are their own pool.
+    taint = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
+    assert inputs["nodePool"] == {"name": "west-system", "size": "s-2vcpu-4gb", "nodeCount": 1, "taints": [taint]}
     (workers,) = result.monitor.of_type(NODE_POOL)
     assert (workers.inputs["name"], workers.inputs["size"], workers.inputs["nodeCount"]) == ("west-workers-s-8vcpu-16gb", "s-8vcpu-16gb", 3)
     assert workers.inputs["clusterId"] == fakes.digitalocean.accounts_clusters["prod-west"].id and workers.parent == cluster.parent
@@ -138,6 +139,15 @@ def test_workloads_wait_for_the_worker_pool(built):
     (provider,) = result.monitor.of_type(PROVIDER)
     (workers,) = result.monitor.of_type(NODE_POOL)
     assert workers.urn in provider.dependencies
+
+
+def test_tainting_the_built_in_pool_of_a_running_cluster_updates_it_in_place(built):
+    # Clusters made before the taint: their built-in pool gains it without a replacement.
+    _, result = built
+    (cluster,) = result.monitor.of_type(CLUSTER)
+    before = {**cluster.inputs, "nodePool": {key: value for key, value in cluster.inputs["nodePool"].items() if key != "taints"}}
+    assert before["nodePool"] != cluster.inputs["nodePool"]
+    assert replacing_changes(before, cluster.inputs, CLUSTER_REPLACED_BY) == []
 
 
 def test_a_new_node_size_swaps_the_worker_pool_and_never_replaces_the_cluster():

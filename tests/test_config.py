@@ -102,6 +102,12 @@ CASES = {
     "chart version with a v": (dict(linkerd={"version": "v2026.6.3"}), "linkerd.version", "Linkerd edge chart version"),
     "typo in linkerd settings": (dict(linkerd={"verison": "2026.6.3"}), "linkerd.verison", "unknown key"),
     "bad gateway source range": (dict(linkerd={"gatewaySourceRanges": ["10.0.0.0/33"]}), "linkerd.gatewaySourceRanges", "not a CIDR range"),
+    "gateway source range with host bits": (
+        dict(linkerd={"gatewaySourceRanges": ["203.0.113.7/24"]}),
+        "linkerd.gatewaySourceRanges",
+        "'203.0.113.7/24' has host bits set: write 203.0.113.0/24 for the whole range, or 203.0.113.7/32 for the one address",
+    ),
+    "gateway source range not a string": (dict(linkerd={"gatewaySourceRanges": [3405803783]}), "linkerd.gatewaySourceRanges", "3405803783 is not a CIDR range"),
     "HA not a boolean": (dict(linkerd={"highAvailability": "yes"}), "linkerd.highAvailability", "true or false"),
     "kubernetes version not a prefix": (dict(kubernetesVersion="latest"), "linkerd-mesh:kubernetesVersion", "version prefix"),
     "kubernetes without DOKS' Gateway API CRDs": (dict(kubernetesVersion="1.32"), "linkerd-mesh:kubernetesVersion", "must be 1.33 or newer, got '1.32': only from 1.33 on does DOKS install the Gateway API CRDs"),

@@ -156,10 +156,12 @@ def test_gateway_only_where_something_links_to(seed):
 
 
 def test_gateway_firewall_from_config():
-    ranges = ["203.0.113.0/24", "198.51.100.7/32"]
+    # Kubernetes takes only CIDRs there (the fake cluster refuses the release as the API server
+    # refuses its gateway Service): a bare address becomes its /32, a CIDR stays as written.
+    ranges = ["203.0.113.0/24", "198.51.100.7", "2001:db8::/48"]
     result = run_main(FakeCloud(), config={**TOKEN, f"{PROJECT}:linkerd": json.dumps({"gatewaySourceRanges": ranges})})
     east = unwrap(releases(result)[("east", "linkerd-multicluster")].inputs["values"])
-    assert east["gateway"]["loadBalancerSourceRanges"] == ranges
+    assert east["gateway"]["loadBalancerSourceRanges"] == ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/48"]
 
 
 def test_gateway_address_is_read_from_the_live_service(seed):

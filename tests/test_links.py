@@ -143,30 +143,6 @@ def test_only_the_exported_demo_service_carries_the_export_label(seed):
     assert exported == {("east", "web-svc")}
 
 
-def test_demo_off_creates_nothing_of_the_demo_and_labels_the_existing_service():
-    fakes = FakeCloud()
-    # The user's own workload: web-svc in east, and its namespace in west for the mirror.
-    fakes.kubernetes.preexisting = {"east": [("Service", "emojivoto", "web-svc", {"app": "web"})], "west": [("Namespace", "", "emojivoto", {})]}
-    result = run_main(fakes, config={**TOKEN, f"{PROJECT}:demo": "false"})
-    demo_types = {"kubernetes:core/v1:Namespace", "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:Service"}
-    assert not [r for r in fakes.registered if r[0] in demo_types]
-    (patch,) = result.monitor.of_type("kubernetes:core/v1:ServicePatch")
-    assert provider_cluster(patch) == "east"
-    # Server-side apply of only the label: the patch claims no other field of the service.
-    assert patch.inputs["metadata"] == {"name": "web-svc", "namespace": "emojivoto", "labels": {"mirror.linkerd.io/exported": "true"}}
-    assert set(patch.inputs) == {"apiVersion", "kind", "metadata"}
-    (mirror,) = result.outputs["mirroredServices"]["west"]
-    assert mirror["endpoints"] == [fakes.kubernetes.cluster_named("east").gateway_ip]
-
-
-def test_exporting_a_service_that_does_not_exist_fails_at_the_patch():
-    fakes = FakeCloud()
-    with pytest.raises(Exception, match=r'services "web-svc" not found in namespace emojivoto'):
-        run_main(fakes, config={**TOKEN, f"{PROJECT}:demo": "false"})
-    # The mirror waits for the export: it is never read, let alone waited for in vain.
-    assert not [outs for outs in fakes.dynamic_creates if "endpoints" in outs]
-
-
 def test_a_mirror_that_never_becomes_ready_fails_the_update_with_the_likely_causes():
     fakes = FakeCloud()
     fakes.kubernetes.unreachable_gateways.add("east")

@@ -139,7 +139,19 @@ def test_deploy_selects_or_creates_the_stack_then_runs_up(checkout):
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in checkout.pulumi_calls()] == [
         ["stack", "select", "--create", "dev", "--non-interactive"],
-        ["up", "--stack", "dev", "--yes", "--diff"],
+        # A failed step skips what depends on it, not the other regions' pending steps.
+        ["up", "--stack", "dev", "--yes", "--diff", "--continue-on-error"],
+    ]
+
+
+def test_destroy_refreshes_first_so_that_an_interrupted_destroy_can_run_again(checkout):
+    # Helm purges a release whose uninstall wait failed; only a refresh drops it from the state.
+    checkout.make("deploy", "STACK=dev", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    result = checkout.make("destroy", "STACK=dev", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    assert [call["args"] for call in checkout.pulumi_calls()][-2:] == [
+        ["stack", "select", "dev", "--non-interactive"],
+        ["destroy", "--stack", "dev", "--refresh"],
     ]
 
 

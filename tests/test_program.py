@@ -54,6 +54,15 @@ def test_seed_stack_makes_west_in_sfo3_and_east_in_syd1(seed):
     assert {name: (p["size"], p["nodeCount"]) for name, p in pools.items()} == {"west-workers-s-8vcpu-16gb": ("s-8vcpu-16gb", 3), "east-workers-s-8vcpu-16gb": ("s-8vcpu-16gb", 3)}
 
 
+def test_nothing_the_program_deploys_tolerates_the_system_pools_taint(seed):
+    # The built-in pool's one small node is for critical add-ons (components/cluster.py): no
+    # release value or pod template of ours may carry a toleration that lets it land there.
+    _, result = seed
+    for registration in result.monitor.registrations.values():
+        if registration.type.startswith("kubernetes:"):
+            assert "CriticalAddonsOnly" not in json.dumps(unwrap(registration.inputs)), registration.urn
+
+
 def test_seed_clusters_get_the_newest_offered_version_and_the_gateway_api_from_doks(seed):
     fakes, result = seed
     for registration in result.monitor.of_type(CLUSTER):
