@@ -68,6 +68,8 @@ class FakeCluster:
     # Link name -> the pod-template annotations of its controller Deployment, and its restarts.
     controller_annotations: dict[str, dict] = field(default_factory=dict)
     controller_restarts: dict[str, int] = field(default_factory=dict)
+    # API paths deleted through the fake API server (by the program's dynamic resources), in order.
+    deleted: list[str] = field(default_factory=list)
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
@@ -305,6 +307,8 @@ class FakeKubernetes:
     @staticmethod
     def _written(cluster: FakeCluster, method: str, path: str, obj: Optional[dict]) -> None:
         """What the cluster's own controllers do with a write to its API."""
+        if method == "DELETE":
+            cluster.deleted.append(path)
         segments = path.strip("/").split("/")
         namespace, plural, name = segments[-3], segments[-2], segments[-1]
         if plural == "secrets":
