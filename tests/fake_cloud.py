@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import dill
 import grpc
@@ -18,6 +18,7 @@ import yaml
 from pulumi.runtime import mocks, rpc
 
 from tests.fake_account import DO_TOKEN
+from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
@@ -43,10 +44,12 @@ class InvokeFailed(grpc.RpcError):
 
 
 class FakeCloud(mocks.Mocks):
-    def __init__(self):
+    def __init__(self, clock: Optional[FakeClock] = None):
+        # When certificates are minted and charts rendered.
+        self.clock = clock or FakeClock()
         self.digitalocean = FakeDigitalOcean()
-        self.tls = FakeTls()
-        self.kubernetes = FakeKubernetes(self.digitalocean)
+        self.tls = FakeTls(self.clock)
+        self.kubernetes = FakeKubernetes(self.digitalocean, self.clock)
         self.invokes: list[tuple[str, dict]] = []
         # (type, name) of everything the program asked for, components included.
         self.registered: list[tuple[str, str]] = []

@@ -32,8 +32,9 @@ import yaml
 
 from components.kube_client import CredentialPluginError, exec_credential_token
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
-from tests import fake_crds
+from tests import fake_charts, fake_crds
 from tests.fake_account import cluster_token
+from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.fake_service_mirror import mirror_link, render_probe_services
@@ -68,6 +69,8 @@ class FakeCluster:
     # Link name -> the pod-template annotations of its controller Deployment, and its restarts.
     controller_annotations: dict[str, dict] = field(default_factory=dict)
     controller_restarts: dict[str, int] = field(default_factory=dict)
+    # Release -> what its last render made that is read back (tests/fake_charts.py), by API path.
+    rendered: dict[str, dict[str, dict]] = field(default_factory=dict)
     # API paths deleted through the fake API server (by the program's dynamic resources), in order.
     deleted: list[str] = field(default_factory=list)
 
@@ -108,8 +111,9 @@ class FakeCluster:
 
 
 class FakeKubernetes:
-    def __init__(self, digitalocean: FakeDigitalOcean):
+    def __init__(self, digitalocean: FakeDigitalOcean, clock: Optional[FakeClock] = None):
         self.digitalocean = digitalocean
+        self.clock = clock or FakeClock()  # when a release renders
         self.providers: dict[str, dict] = {}  # provider name (unique in a stack) -> inputs
         self.clusters: dict[str, FakeCluster] = {}  # endpoint -> cluster
         # Tests set these: clusters (by short name) whose token controller is late, whose
@@ -187,6 +191,8 @@ class FakeKubernetes:
                 missing = ", ".join(fake_crds.missing_for_linkerd(cluster.objects))
                 raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: timed out waiting for the condition (linkerd-destination: the policy controller cannot watch {missing} at v1)")
             cluster.objects[("Release", namespace, release)] = inputs
+            # Every install and upgrade renders the chart anew (and makes new certificates).
+            cluster.rendered[release] = fake_charts.render(inputs["chart"], unwrap(inputs.get("values") or {}), self.clock.now())
             status = {
                 "name": release,
                 "namespace": namespace,
@@ -228,6 +234,8 @@ class FakeKubernetes:
         cluster = self.cluster_for(provider)
         if type_ == "kubernetes:helm.sh/v3:Release":
             cluster.objects.pop(("Release", state.get("namespace") or "default", state["name"]))
+            for path in cluster.rendered.pop(state["name"], {}):
+                cluster.produced.pop(path, None)
             return
         metadata = unwrap(state.get("metadata") or {})
         kind = type_.split(":")[-1]
@@ -248,6 +256,8 @@ class FakeKubernetes:
         (or deleted through it) stays so in the cluster."""
         with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
             api.objects.update(cluster.produced)
+            for rendered in cluster.rendered.values():
+                api.objects.update(rendered)
             for (kind, namespace, name), obj in cluster.objects.items():
                 if kind == "Secret":
                     api.put(core_path(namespace, "secrets", name), unwrap(obj))
