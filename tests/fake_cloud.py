@@ -129,6 +129,13 @@ class FakeCloud(mocks.Mocks):
                 live.append(props)
             yield tuple(live)
 
+    @contextmanager
+    def served(self, kubeconfig: str) -> Iterator[str]:
+        """`kubeconfig` (a cluster's exec form) pointed at the fake API server of its cluster, as
+        `make verify` reaches the cluster."""
+        with self._against_cluster({"kubeconfig": kubeconfig}) as (live,):
+            yield live["kubeconfig"]
+
     def existing_resource(self, args: mocks.MockResourceArgs, old: Registration) -> tuple[str, dict, str]:
         """A resource the stack already has: (id, outputs, step), as the engine's diff decides.
 
