@@ -246,10 +246,6 @@ def _signs(anchor: x509.Certificate, certificate: x509.Certificate) -> bool:
         return False
 
 
-def _described(anchor: x509.Certificate) -> str:
-    return f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})"
-
-
 def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
     """The issuer against the anchor(s) that signed it. Every other anchor of the bundle may expire
     first: in step 2 of a rotation the issuer is re-signed by the new anchor, so nothing chains to
@@ -259,11 +255,11 @@ def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
     if not signers:
         return (
             f"the issuer of {cluster.name} is signed by none of its trust anchors, so the identity controller refuses it "
-            "(at once, or at its next start) and no proxy trusts the certificates it issues; run `pulumi up`, and check "
-            "that identity.signingAnchor is in identity.anchors"
+            "(at once, or at its next start) and no proxy trusts the certificates it issues; run `pulumi up`: the stack "
+            "signs every issuer with an anchor of the bundle it deploys"
         )
     if all(anchor.not_valid_after_utc <= issuer.not_valid_after_utc for anchor in signers):
-        names = ", ".join(_described(anchor) for anchor in signers)
+        names = ", ".join(f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})" for anchor in signers)
         return (
             f"trust anchor {names}, which signs the issuer of {cluster.name}, expires before it ({_date(issuer)}), so its proxies' "
             "certificates stop being trusted first; rotate the anchor (README, Identity and certificate rotation)"
@@ -287,7 +283,7 @@ def _ca_bundle(cluster: Cluster, kind: str, name: str) -> x509.Certificate:
 
 def check_chart_certificates(cluster: Cluster, renew_before_hours: int, now: datetime) -> Optional[str]:
     """Linkerd's charts make these certificates, valid 365 days, at every render, and nothing else
-    renews them (Linkerd docs, "Automatically Rotating Webhook TLS Credentials": an upgrade does);
+    renews them (Linkerd docs, rotating webhooks certificates: only an upgrade does);
     the program re-renders the charts at each renewal period, with the issuers."""
     near = []
     for kind, name in CHART_CERTIFICATES:
