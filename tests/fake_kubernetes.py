@@ -8,7 +8,9 @@ issues for it. Helm releases come back with the status the provider reports; a S
 fails, as server-side apply does, when its Service does not exist. A fresh cluster holds the
 Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
 does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
-(tests/fake_crds.py).
+(tests/fake_crds.py). Each install or upgrade of a release renders its chart at the time of the
+fake clock, leaving what verify reads back: the identity's trust roots and issuer, and the webhook
+and APIService certificates the charts generate, valid 365 days (tests/fake_charts.py).
 
 What the cluster itself produces is served to the program's dynamic resources by a fake API
 server (`serve`): the gateway Service with its load balancer address, one remote-access token
