@@ -33,12 +33,15 @@ def linkerd_release(
     parent: pulumi.Resource,
     timeout_seconds: int,
     depends_on: Optional[Sequence[pulumi.Resource]] = None,
+    description: Optional[str] = None,
 ) -> kubernetes.helm.v3.Release:
     """A Helm release of a Linkerd chart, named after the chart so `helm ls` reads as the docs do.
 
     `atomic` rolls a failed install or upgrade back instead of leaving it half-applied (it
     implies waiting for the workloads to be ready, which is what orders the extensions after a
     ready control plane); `cleanup_on_fail` removes what a failed upgrade created.
+    A new `description` (Helm's release description, shown by `helm history`) upgrades the
+    release without changing its values: Helm renders the chart again, and nothing else changes.
     """
     return kubernetes.helm.v3.Release(
         name,
@@ -55,5 +58,6 @@ def linkerd_release(
         atomic=True,
         cleanup_on_fail=True,
         timeout=timeout_seconds,
+        description=description,
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on or [])),
     )

@@ -50,6 +50,9 @@ SYSTEM_POOL_SIZE = "s-2vcpu-4gb"
 SYSTEM_POOL_NODES = 1
 # `linkerd check` warns once a certificate has fewer than 60 days left.
 LINKERD_CHECK_WARNING_HOURS = 60 * 24
+# Linkerd's control-plane and viz charts generate webhook and APIService certificates valid 365
+# days at every render (genSelfSignedCert ... 365); the program renders them again each renewal period.
+CHART_CERTIFICATE_HOURS = 365 * 24
 
 # The regions that offer DOKS, as `doctl kubernetes options regions` lists them; the SDK's
 # Region enum also holds droplet-only regions (nyc2, ams2, sfo1) where a cluster cannot live.
@@ -449,6 +452,17 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
         problems.add("identity.issuerValidityHours", f"the issuer must expire before the trust anchor ({anchor} hours), got {issuer}")
     if renew >= issuer:
         problems.add("identity.issuerRenewBeforeHours", f"the renewal window must be shorter than the issuer's lifetime ({issuer} hours), got {renew}")
+    elif issuer > CHART_CERTIFICATE_HOURS:
+        # The charts' certificates, made at the start of a renewal period, must still have the
+        # renewal window left when the next period starts, as the issuer does:
+        # (issuerValidityHours - issuerRenewBeforeHours) + issuerRenewBeforeHours <= 8760.
+        problems.add(
+            "identity.issuerValidityHours",
+            f"must be at most {CHART_CERTIFICATE_HOURS} hours (365 days), got {issuer}: each renewal period "
+            f"(issuerValidityHours - issuerRenewBeforeHours = {issuer - renew} h) also renews the webhook and APIService "
+            f"certificates that Linkerd's charts generate, valid {CHART_CERTIFICATE_HOURS} h, and they must still have "
+            f"issuerRenewBeforeHours ({renew} h) left when the next period starts, as the issuer does",
+        )
     return IdentitySpec(
         anchor_validity_hours=anchor,
         issuer_validity_hours=issuer,

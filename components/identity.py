@@ -44,6 +44,11 @@ def renewal_period(now: dt.datetime, spec: IdentitySpec) -> int:
     return int(now.timestamp() // 3600 // (spec.issuer_validity_hours - spec.issuer_renew_before_hours))
 
 
+def renewal_marker(period: int) -> str:
+    """Names a renewal period; it changes exactly when the issuers are re-issued."""
+    return f"renewal-period-{period}"
+
+
 def trust_bundle_annotations(trust_anchor_pem: str) -> dict[str, str]:
     """Pod annotations that restart a pod when, and only when, the trust bundle changes.
 
@@ -70,10 +75,12 @@ def _p256_key(name: str, parent: pulumi.Resource, ignore_changes: Optional[list[
 
 class MeshIdentity(pulumi.ComponentResource):
     """`issuers[cluster]` is that cluster's issuer; with a shared issuer, all are the same one.
-    `trust_anchor_pem` is the bundle of every configured anchor."""
+    `trust_anchor_pem` is the bundle of every configured anchor. `renewal_marker` changes exactly
+    when the issuers are re-issued: what else must be renewed on their schedule depends on it."""
 
     trust_anchor_pem: pulumi.Output[str]
     issuers: dict[str, Issuer]
+    renewal_marker: str
 
     def __init__(self, name: str, args: MeshIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("linkerd-mesh:index:MeshIdentity", name, None, opts)
@@ -83,8 +90,8 @@ class MeshIdentity(pulumi.ComponentResource):
         self.trust_anchor_pem = pulumi.Output.all(*(cert.cert_pem for _, cert in anchors.values())).apply("".join)
         anchor_key, anchor = anchors[spec.signing_anchor]
         owners = [SHARED_ISSUER] if spec.shared_issuer else list(args.cluster_names)
-        period = renewal_period(args.now, spec)
-        minted = {owner: self._issuer(owner, anchor_key, anchor, spec, period) for owner in owners}
+        self.renewal_marker = renewal_marker(renewal_period(args.now, spec))
+        minted = {owner: self._issuer(owner, anchor_key, anchor, spec) for owner in owners}
         self.issuers = {cluster: minted[SHARED_ISSUER if spec.shared_issuer else cluster] for cluster in args.cluster_names}
         self.register_outputs(
             {
@@ -109,7 +116,7 @@ class MeshIdentity(pulumi.ComponentResource):
         )
         return key, cert
 
-    def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec, period: int) -> Issuer:
+    def _issuer(self, owner: str, anchor_key: tls.PrivateKey, anchor: tls.SelfSignedCert, spec: IdentitySpec) -> Issuer:
         key = _p256_key(f"issuer-key-{owner}", self)
         request = tls.CertRequest(
             f"issuer-request-{owner}",
@@ -129,6 +136,6 @@ class MeshIdentity(pulumi.ComponentResource):
             allowed_uses=CA_USES,
             # A new period re-issues the certificate; it reaches the control plane through its
             # Helm values.
-            opts=pulumi.ResourceOptions(parent=self, replacement_trigger=f"renewal-period-{period}"),
+            opts=pulumi.ResourceOptions(parent=self, replacement_trigger=self.renewal_marker),
         )
         return Issuer(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem), expires_at=cert.validity_end_time)

@@ -54,6 +54,23 @@ CONTROL_PLANE_TIMEOUT_SECONDS = 900
 VIZ_TIMEOUT_SECONDS = 900
 
 
+def certificates_renewal(marker: str) -> str:
+    """The release description of the charts that generate certificates at every render.
+
+    The control plane (proxy-injector, sp-validator and policy-validator webhooks) and viz (tap
+    APIService, tap-injector webhook) make self-signed certificates valid 365 days each time they
+    are rendered, and nothing else renews them (edge-26.6.3 charts/linkerd-control-plane/templates/
+    {proxy-injector,destination}-rbac.yaml, viz/charts/linkerd-viz/templates/{tap,tap-injector}-rbac.yaml:
+    genSelfSignedCert ... 365). Helm renders a release only when an `up` changes it; viz's values
+    change only with the trust bundle. This description changes with the issuers' renewal period, so
+    every renewal renders both again, and config.py keeps the period short enough. Values are left
+    alone: only the pods whose templates hash the new certificates restart (destination,
+    proxy-injector, tap, tap-injector), not Prometheus, web, metrics-api or identity.
+    The multicluster chart generates no certificate and is not upgraded.
+    """
+    return f"{marker}: rendered again at each renewal period, with new webhook certificates"
+
+
 @dataclass(frozen=True)
 class LinkerdArgs:
     provider: kubernetes.Provider
@@ -62,6 +79,8 @@ class LinkerdArgs:
     trust_anchor_pem: pulumi.Input[str]
     issuer_cert_pem: pulumi.Input[str]
     issuer_key_pem: pulumi.Input[str]  # secret
+    # Changes when the issuers are renewed (MeshIdentity.renewal_marker).
+    renewal_marker: str
 
 
 def control_plane_values(args: LinkerdArgs) -> pulumi.Output[dict]:
@@ -109,6 +128,7 @@ class Linkerd(pulumi.ComponentResource):
             values=control_plane_values(args),
             timeout_seconds=CONTROL_PLANE_TIMEOUT_SECONDS,
             depends_on=[self.crds],
+            description=certificates_renewal(args.renewal_marker),
             **common,
         )
         # The injector's failure policy is Ignore: pods created before it is ready would run
@@ -120,6 +140,7 @@ class Linkerd(pulumi.ComponentResource):
             values=viz_values(args),
             timeout_seconds=VIZ_TIMEOUT_SECONDS,
             depends_on=[self.control_plane],
+            description=certificates_renewal(args.renewal_marker),
             **common,
         )
         self.register_outputs({"control_plane_status": self.control_plane.status, "viz_status": self.viz.status})

@@ -65,6 +65,7 @@ def _build_cluster(name: str, config: MeshConfig, version: str, identity: MeshId
             trust_anchor_pem=identity.trust_anchor_pem,
             issuer_cert_pem=issuer.cert_pem,
             issuer_key_pem=issuer.key_pem,
+            renewal_marker=identity.renewal_marker,
         ),
     )
     multicluster = Multicluster(

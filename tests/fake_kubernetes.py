@@ -9,7 +9,9 @@ server-side apply of its labels onto the Service, and fails as the API server do
 Service does not exist (its apply would create a Service without ports). A fresh cluster holds the
 Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
 does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
-(tests/fake_crds.py).
+(tests/fake_crds.py). Each install or upgrade of a release renders its chart at the time of the
+fake clock, leaving what verify reads back: the identity's trust roots and issuer, and the webhook
+and APIService certificates the charts generate, valid 365 days (tests/fake_charts.py).
 
 What the cluster itself produces is served to the program's dynamic resources by a fake API
 server (`serve`): the gateway Service with its load balancer address, one remote-access token
@@ -35,8 +37,9 @@ import yaml
 
 from components.kube_client import CredentialPluginError, exec_credential_token
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
-from tests import fake_crds
+from tests import fake_charts, fake_crds
 from tests.fake_account import cluster_token
+from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, apply_labels, core_path
 from tests.fake_service_mirror import mirror_link, render_probe_services
@@ -91,6 +94,10 @@ class FakeCluster:
     # Link name -> the pod-template annotations of its controller Deployment, and its restarts.
     controller_annotations: dict[str, dict] = field(default_factory=dict)
     controller_restarts: dict[str, int] = field(default_factory=dict)
+    # Release -> what its last render made that is read back (tests/fake_charts.py), by API path.
+    rendered: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # API paths deleted through the fake API server (by the program's dynamic resources), in order.
+    deleted: list[str] = field(default_factory=list)
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
@@ -129,8 +136,9 @@ class FakeCluster:
 
 
 class FakeKubernetes:
-    def __init__(self, digitalocean: FakeDigitalOcean):
+    def __init__(self, digitalocean: FakeDigitalOcean, clock: Optional[FakeClock] = None):
         self.digitalocean = digitalocean
+        self.clock = clock or FakeClock()  # when a release renders
         self.providers: dict[str, dict] = {}  # provider name (unique in a stack) -> inputs
         self.clusters: dict[str, FakeCluster] = {}  # endpoint -> cluster
         # Tests set these: clusters (by short name) whose token controller is late, whose
@@ -211,6 +219,8 @@ class FakeKubernetes:
             if invalid:
                 raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: {invalid}")
             cluster.objects[("Release", namespace, release)] = inputs
+            # Every install and upgrade renders the chart anew (and makes new certificates).
+            cluster.rendered[release] = fake_charts.render(inputs["chart"], unwrap(inputs.get("values") or {}), self.clock.now())
             status = {
                 "name": release,
                 "namespace": namespace,
@@ -253,6 +263,8 @@ class FakeKubernetes:
         cluster = self.cluster_for(provider)
         if type_ == "kubernetes:helm.sh/v3:Release":
             cluster.objects.pop(("Release", state.get("namespace") or "default", state["name"]))
+            for path in cluster.rendered.pop(state["name"], {}):
+                cluster.produced.pop(path, None)
             return
         metadata = unwrap(state.get("metadata") or {})
         kind = type_.split(":")[-1]
@@ -289,6 +301,8 @@ class FakeKubernetes:
         with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
             api.objects.update(cluster.produced)
             services = set()  # paths of the cluster's own Services: kept in `objects`, not `produced`
+            for rendered in cluster.rendered.values():
+                api.objects.update(rendered)
             for (kind, namespace, name), obj in cluster.objects.items():
                 if kind in ("Secret", "Service"):
                     path = core_path(namespace, f"{kind.lower()}s", name)
@@ -351,6 +365,8 @@ class FakeKubernetes:
     @staticmethod
     def _written(cluster: FakeCluster, method: str, path: str, obj: Optional[dict]) -> None:
         """What the cluster's own controllers do with a write to its API."""
+        if method == "DELETE":
+            cluster.deleted.append(path)
         segments = path.strip("/").split("/")
         namespace, plural, name = segments[-3], segments[-2], segments[-1]
         if plural == "services" and ("Service", namespace, name) in cluster.objects:

@@ -34,7 +34,8 @@ CONTROL_PLANE = "linkerd-control-plane"
 IDENTITY = "linkerd/linkerd-identity"
 # checksum/config of an RBAC template that generates a new webhook certificate (genSelfSignedCert)
 # on every render: charts/linkerd-control-plane/templates/{destination,proxy-injector}.yaml and
-# viz/charts/linkerd-viz/templates/{metrics-api,tap,tap-injector}.yaml.
+# viz/charts/linkerd-viz/templates/{tap,tap-injector}.yaml. (metrics-api.yaml hashes
+# metrics-api-rbac.yaml too, which generates nothing: the same on every render.)
 WEBHOOK_CHECKSUM = "checksum/config"
 
 
@@ -71,7 +72,7 @@ def _chart_pod_annotations(chart: str, values: dict, render: int) -> dict[str, d
         # viz/charts/linkerd-viz/templates/*.yaml: every pod template reads the top-level
         # podAnnotations, although values.yaml does not declare it.
         return {
-            "linkerd-viz/metrics-api": _annotations(values, "podAnnotations", webhook_render=render),
+            "linkerd-viz/metrics-api": _annotations(values, "podAnnotations"),
             "linkerd-viz/tap": _annotations(values, "podAnnotations", webhook_render=render),
             "linkerd-viz/tap-injector": _annotations(values, "podAnnotations", webhook_render=render),
             "linkerd-viz/web": _annotations(values, "podAnnotations"),

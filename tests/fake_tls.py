@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.fake_clock import FakeClock
 from tests.harness import unwrap
 
 CURVES = {"P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}
@@ -45,6 +46,9 @@ SUBJECT_FIELDS = {
 
 
 class FakeTls:
+    def __init__(self, clock: Optional[FakeClock] = None):
+        self.clock = clock or FakeClock()
+
     def private_key(self, inputs: dict) -> dict:
         algorithm = inputs["algorithm"]
         if algorithm == "ECDSA":
@@ -75,7 +79,7 @@ class FakeTls:
         return self._certificate(inputs, csr.subject, csr.public_key(), ca_cert.subject, ca_key, ca_cert)
 
     def _certificate(self, inputs: dict, subject: x509.Name, public_key: Any, issuer: x509.Name, signing_key: Any, ca_cert: Any = None) -> dict:
-        start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        start = self.clock.now()
         end = start + dt.timedelta(hours=int(inputs["validityPeriodHours"]))
         builder = (
             x509.CertificateBuilder()
@@ -152,7 +156,8 @@ class StatefulTls(FakeTls):
     as no input that forces a replacement changes, as the engine keeps a resource's state when
     the provider's diff asks for no replacement. (Ignored inputs reach it as stored: tests/harness.py.)"""
 
-    def __init__(self):
+    def __init__(self, clock: Optional[FakeClock] = None):
+        super().__init__(clock)
         self.minted: dict[tuple[str, str], tuple[str, dict]] = {}  # (type, name) -> (inputs, state)
 
     def create(self, type_: str, name: str, inputs: dict) -> dict:

@@ -54,7 +54,7 @@ class RecordingMonitor(mocks.MockMonitor):
         # The state an earlier run left: what the engine diffs against, and deletes what is gone.
         self.prior = prior.registrations if prior else {}
 
-    def _record(self, request, urn: str, inputs: dict, state: dict) -> dict:
+    def _record(self, request, urn: str, inputs: dict, state: dict, trigger: Any = None) -> dict:
         secret = set(request.additionalSecretOutputs) | {key for key, value in inputs.items() if rpc.is_rpc_secret(value)}
         state = {key: rpc.wrap_rpc_secret(value) if key in secret and not rpc.is_rpc_secret(value) else value for key, value in state.items()}
         self.registrations[urn] = Registration(
@@ -68,7 +68,7 @@ class RecordingMonitor(mocks.MockMonitor):
             dependencies=list(request.dependencies),
             property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
             ignore_changes=list(request.ignoreChanges),
-            replacement_trigger=rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
+            replacement_trigger=trigger,
         )
         return state
 
@@ -91,11 +91,16 @@ class RecordingMonitor(mocks.MockMonitor):
             resource_id=request.importId,
             custom=request.custom or False,
         )
-        if old is not None and args.custom:
+        trigger = rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None
+        if old is not None and args.custom and trigger != old.replacement_trigger:
+            # A changed replacementTrigger replaces the resource whatever its provider's diff says
+            # (Pulumi docs, resource options: replacementTrigger).
+            (id_, state), step = self.mocks.new_resource(args), "replace"
+        elif old is not None and args.custom:
             id_, state, step = self.mocks.existing_resource(args, old)
         else:
             (id_, state), step = self.mocks.new_resource(args), "create" if old is None else "same"
-        state = self._record(request, urn, inputs, state)
+        state = self._record(request, urn, inputs, state, trigger)
         self.registrations[urn].id, self.registrations[urn].step = id_, step
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         obj = _sync_await(rpc.serialize_properties(state, {}))

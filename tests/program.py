@@ -3,13 +3,25 @@ queries over what the program registered."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import replace
+from typing import Optional
+
+import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
-from components.config import ClusterSpec
+from components.config import ClusterSpec, IdentitySpec
+from components.identity import MeshIdentity, MeshIdentityArgs
+from components.linkerd import Linkerd, LinkerdArgs
+from tests import fake_charts
+from tests.fake_cloud import FakeCloud
+from tests.fake_kube_api import core_path
+from tests.fake_kubernetes import FakeCluster
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.harness import PROJECT
+from verify.checks import check_anchors_outlive_issuer, check_chart_certificates, check_issuer_expiry
+from verify.kube import KubeCluster
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -59,3 +71,59 @@ def full_mesh_config(count: int) -> dict[str, str]:
         f"{PROJECT}:exports": "[]",
         f"{PROJECT}:demo": "false",
     }
+
+
+def linkerd_on_one_cluster(spec: IdentitySpec, now: dt.datetime, name: str = "solo"):
+    """A program with one cluster, the mesh identity as of `now` and Linkerd (control plane and viz)
+    on it, as build_mesh wires them; it exports the cluster's kubeconfig (for verify)."""
+
+    def program():
+        cluster = lone_cluster(ClusterSpec(name, "ams3", "s-4vcpu-8gb", 3))
+        identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=spec, cluster_names=[name], now=now))
+        issuer = identity.issuers[name]
+        args = LinkerdArgs(
+            provider=cluster.provider,
+            chart_version="2026.6.3",
+            high_availability=False,
+            trust_anchor_pem=identity.trust_anchor_pem,
+            issuer_cert_pem=issuer.cert_pem,
+            issuer_key_pem=issuer.key_pem,
+            renewal_marker=identity.renewal_marker,
+        )
+        Linkerd(name, args)
+        pulumi.export("kubeconfig", cluster.kubeconfig)
+
+    return program
+
+
+class RenderedCluster:
+    """verify's view of a fake cluster, read straight from what its releases rendered (no API
+    server: for walks that check often)."""
+
+    def __init__(self, cluster: FakeCluster):
+        self.name = cluster.short
+        self._objects = {path: obj for rendered in cluster.rendered.values() for path, obj in rendered.items()}
+
+    def get_configmap(self, namespace: str, name: str) -> Optional[dict]:
+        return self._objects.get(core_path(namespace, "configmaps", name))
+
+    def get_secret(self, namespace: str, name: str) -> Optional[dict]:
+        return self._objects.get(core_path(namespace, "secrets", name))
+
+    def get_cluster_object(self, kind: str, name: str) -> Optional[dict]:
+        return self._objects.get(f"{fake_charts.PATHS[kind]}/{name}")
+
+
+def certificate_checks(cluster, renew_before_hours: int, now: dt.datetime) -> dict[str, Optional[str]]:
+    """verify's certificate checks of one cluster at `now`: check name -> hint, None when it passes."""
+    return {
+        "issuer-expiry": check_issuer_expiry(cluster, renew_before_hours, now),
+        "anchor-expiry": check_anchors_outlive_issuer(cluster),
+        "chart-certificates": check_chart_certificates(cluster, renew_before_hours, now),
+    }
+
+
+def cluster_checks(fakes: FakeCloud, kubeconfig: str, name: str, renew_before_hours: int, now: dt.datetime) -> dict[str, Optional[str]]:
+    """The same, read through the fake cluster's API server as `make verify` reads it."""
+    with fakes.served(kubeconfig) as served:
+        return certificate_checks(KubeCluster(name, served), renew_before_hours, now)

@@ -114,7 +114,10 @@ CASES = {
     "unknown top-level key": (dict(link=[{"from": "west", "to": "east"}]), "linkerd-mesh:link:", "unknown key"),
     "demo not a boolean": (dict(demo="on"), "linkerd-mesh:demo", "true or false"),
     "mirror timeout zero": (dict(waitTimeoutSeconds=0), "linkerd-mesh:waitTimeoutSeconds", "positive integer"),
-    "issuer outlives the anchor": (dict(identity={"anchorValidityHours": 8760, "issuerValidityHours": 17520}), "identity.issuerValidityHours", "expire before the trust anchor"),
+    "issuer outlives the anchor": (dict(identity={"anchorValidityHours": 5000, "issuerValidityHours": 6000}), "identity.issuerValidityHours", "expire before the trust anchor"),
+    # Renewed every 8761 - 1440 h, the charts' 365-day certificates would have 1439 h left at the next renewal.
+    "renewal period outlives the charts' certificates": (dict(identity={"anchorValidityHours": 87600, "issuerValidityHours": 8761}), "identity.issuerValidityHours", "must be at most 8760 hours (365 days), got 8761: each renewal period (issuerValidityHours - issuerRenewBeforeHours = 7321 h)"),
+    "a two-year issuer": (dict(identity={"issuerValidityHours": 17520, "issuerRenewBeforeHours": 8760}), "identity.issuerValidityHours", "they must still have issuerRenewBeforeHours (8760 h) left"),
     "issuer under 60 days": (dict(identity={"issuerValidityHours": 720}), "identity.issuerValidityHours", "more than 1440 hours"),
     "renewal window longer than the issuer": (dict(identity={"issuerValidityHours": 2000, "issuerRenewBeforeHours": 2000}), "identity.issuerRenewBeforeHours", "shorter than the issuer's lifetime"),
     "typo in identity": (dict(identity={"sharedIssuers": True}), "identity.sharedIssuers", "unknown key"),

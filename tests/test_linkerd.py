@@ -189,6 +189,7 @@ def test_linkerd_component_alone_orders_its_releases():
                 trust_anchor_pem="anchor-pem",
                 issuer_cert_pem="issuer-pem",
                 issuer_key_pem=pulumi.Output.secret("issuer-key"),
+                renewal_marker="renewal-period-1",
             ),
         )
 

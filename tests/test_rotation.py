@@ -11,17 +11,21 @@ given and every proxy (old and new pods, mesh-wide) accepts every other's certif
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
 import pytest
 from cryptography import x509
 
 from components import demo, linkerd, multicluster
+from components.config import IdentitySpec
 from tests.fake_cloud import FakeCloud
+from tests.fake_clock import FakeClock
 from tests.fake_pods import IDENTITY, FakePods, IdentityCrashLoop, Proxy, chains, refused_connections
 from tests.fake_tls import StatefulTls
-from tests.harness import PROJECT, Run, run_main, unwrap
-from tests.program import releases
+from tests.harness import PROJECT, Run, run, run_main, unwrap
+from tests.program import cluster_checks, linkerd_on_one_cluster, releases
 
 CLUSTERS = ("west", "east")
 LOCALLY_SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
@@ -216,3 +220,58 @@ def test_identity_does_not_start_with_an_issuer_outside_its_bundle(rotation):
     pods.clusters["west"].issuer = deployed_issuer(rotation[TRUST_BOTH], "west")
     with pytest.raises(IdentityCrashLoop):
         pods.rollout_restart("west", IDENTITY)
+
+
+# A late rotation: begun when verify says the anchor expires before the issuer, which is exactly
+# when it says to rotate. Linkerd on one cluster (tests/program.py), each step an `up` of the same
+# stack at a simulated time, verify's certificate checks read through the cluster's API.
+
+LATE_START = dt.datetime(2026, 7, 6, 5, 17, tzinfo=dt.timezone.utc)
+# The first anchor outlives the first issuer (8760 h) by little, so the renewal signs one that outlives it.
+SHORT_ANCHOR = IdentitySpec(anchor_validity_hours=9000)
+LATE_STEPS = {
+    INSTALL: (0, SHORT_ANCHOR),
+    RENEW: (7400, SHORT_ANCHOR),  # the first up of the next renewal period
+    TRUST_BOTH: (7401, replace(SHORT_ANCHOR, anchor_validity_hours=87600, anchors=("primary", "next"))),
+    SIGN_WITH_NEXT: (7402, replace(SHORT_ANCHOR, anchor_validity_hours=87600, anchors=("primary", "next"), signing_anchor="next")),
+    DROP_PRIMARY: (7426, replace(SHORT_ANCHOR, anchor_validity_hours=87600, anchors=("next",), signing_anchor="next")),
+}
+
+
+@dataclass
+class LateStep:
+    failed: dict[str, str]  # verify's failing certificate checks -> hints
+    anchors: dict[str, x509.Certificate]  # by the name in the config
+    issuer: x509.Certificate
+
+
+@pytest.fixture(scope="module")
+def late_rotation() -> dict[str, LateStep]:
+    clock = FakeClock(LATE_START)
+    fakes, prior, steps = FakeCloud(clock), None, {}
+    for name, (hours, spec) in LATE_STEPS.items():
+        clock.advance(hours - (clock.now() - LATE_START).total_seconds() / 3600)
+        prior = run(fakes, linkerd_on_one_cluster(spec, clock.now()), prior=prior)
+        checks = cluster_checks(fakes, prior.outputs["kubeconfig"], "solo", spec.issuer_renew_before_hours, clock.now())
+        issuer = x509.load_pem_x509_certificate(prior.monitor.named(LOCALLY_SIGNED, "issuer-solo").state["certPem"].encode())
+        steps[name] = LateStep({check: hint for check, hint in checks.items() if hint}, anchors(Step(name, prior, fakes, None, None, {})), issuer)
+    return steps
+
+
+def test_a_late_renewal_signs_an_issuer_that_outlives_its_anchor_and_verify_says_so(late_rotation):
+    step = late_rotation[RENEW]
+    assert step.anchors["primary"].not_valid_after_utc < step.issuer.not_valid_after_utc
+    assert set(step.failed) == {"anchor-expiry"}
+    assert "which signs the issuer of solo, expires before it" in step.failed["anchor-expiry"]
+    # Trusting the next anchor changes nothing yet: primary still signs the issuer.
+    assert set(late_rotation[TRUST_BOTH].failed) == {"anchor-expiry"}
+
+
+def test_after_step_2_of_a_late_rotation_verify_passes_though_the_old_anchor_expires_first(late_rotation):
+    step = late_rotation[SIGN_WITH_NEXT]
+    # The case verify used to block: an anchor of the bundle expires before the issuer...
+    assert step.anchors["primary"].not_valid_after_utc < step.issuer.not_valid_after_utc
+    # ... but it no longer signs it.
+    assert chains(step.issuer, (step.anchors["next"],)) and not chains(step.issuer, (step.anchors["primary"],))
+    assert step.failed == {}
+    assert late_rotation[DROP_PRIMARY].failed == {}

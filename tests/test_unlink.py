@@ -3,6 +3,7 @@ link, then again without it, on the same fakes, and the engine deletes what is n
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -10,23 +11,27 @@ import pytest
 from components.unlink import LinkLeftoversProvider
 from tests.fake_cloud import FakeCloud
 from tests.fake_kubernetes import FakeCluster
-from tests.harness import PROJECT, Run, run_main
+from tests.harness import PROJECT, Run, run_main, stack_config
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
 LEFTOVERS = "pulumi-python:dynamic/unlink:LinkLeftovers"
 # What the service mirror and the chart label as the link's (pkg/k8s/labels.go).
-OF_EAST = ("mirror.linkerd.io/cluster-name", "east")
+CLUSTER_NAME_LABEL = "mirror.linkerd.io/cluster-name"
 
 
-def of_east(produced: dict[str, dict]) -> list[str]:
-    """Paths of the objects in a cluster that belong to the link to east, by label or by name."""
+def of_link(produced: dict[str, dict], target: str) -> list[str]:
+    """Paths of the objects in a cluster that belong to the link to `target`, by label or by name."""
     return sorted(
         path
         for path, obj in produced.items()
-        if (obj["metadata"].get("labels") or {}).get(OF_EAST[0]) == OF_EAST[1] or obj["metadata"]["name"].endswith("-east")
+        if (obj["metadata"].get("labels") or {}).get(CLUSTER_NAME_LABEL) == target or obj["metadata"]["name"].endswith(f"-{target}")
     )
+
+
+def of_east(produced: dict[str, dict]) -> list[str]:
+    return of_link(produced, "east")
 
 
 @dataclass
@@ -98,3 +103,59 @@ def test_the_cleanup_is_never_replaced_while_the_link_lives():
     moved = provider.diff("id", stored, {**stored, "kubeconfig": "of the replaced cluster"})
     assert (moved.changes, moved.replaces) == (True, [])
     assert provider.diff("id", stored, {**stored, "__provider": "pickled by another dill"}).changes is False
+
+
+# Two links into one cluster: west mirrors both east and north; removing west -> north must
+# leave every object of west -> east where it is.
+
+NORTH = {"region": "fra1", "nodeSize": "s-4vcpu-8gb", "nodeCount": 3, "clusterSubnet": "172.24.0.0/16", "serviceSubnet": "172.30.64.0/20"}
+
+
+def west_mirrors(targets: list[str]) -> dict[str, str]:
+    clusters = {**json.loads(stack_config("west-east")[f"{PROJECT}:clusters"]), "north": NORTH}
+    return {
+        f"{PROJECT}:clusters": json.dumps(clusters),
+        f"{PROJECT}:links": json.dumps([{"from": "west", "to": target} for target in targets]),
+        f"{PROJECT}:exports": json.dumps([{"cluster": target, "namespace": "emojivoto", "service": "web-svc"} for target in targets]),
+    }
+
+
+@dataclass
+class TwoLinks:
+    before: dict[str, dict]  # what west's charts and controllers had made with both links
+    after: dict[str, dict]  # ... once west -> north is removed
+    deleted: list[str]  # what the removal deleted through west's API
+
+
+@pytest.fixture(scope="module")
+def two_links() -> TwoLinks:
+    fakes = FakeCloud()
+    both = run_main(fakes, config=west_mirrors(["east", "north"]))
+    west = fakes.kubernetes.cluster_named("west")
+    before = fakes.kubernetes.produced(west)
+    earlier = len(west.deleted)
+    run_main(fakes, config=west_mirrors(["east"]), prior=both)
+    # The deletes themselves are what counts: east's running service mirror re-creates a mirror
+    # deleted by mistake (with a new ClusterIP, which breaks its clients), so it may look kept.
+    return TwoLinks(before, fakes.kubernetes.produced(west), west.deleted[earlier:])
+
+
+def test_both_links_mirror_into_west(two_links):
+    for target in ("east", "north"):
+        assert f"/api/v1/namespaces/emojivoto/services/web-svc-{target}" in two_links.before
+        assert f"/api/v1/namespaces/emojivoto/endpoints/web-svc-{target}" in two_links.before
+        assert f"/api/v1/namespaces/linkerd-multicluster/endpoints/probe-{target}" in two_links.before
+        assert f"/apis/coordination.k8s.io/v1/namespaces/linkerd-multicluster/leases/service-mirror-write-{target}" in two_links.before
+
+
+def test_removing_one_link_deletes_only_its_own_mirrors_endpoints_probe_and_lease(two_links):
+    assert of_link(two_links.after, "north") == []
+    assert set(two_links.deleted) <= set(of_link(two_links.before, "north"))
+    assert {
+        "/api/v1/namespaces/emojivoto/services/web-svc-north",
+        "/api/v1/namespaces/emojivoto/endpoints/web-svc-north",
+        "/api/v1/namespaces/linkerd-multicluster/endpoints/probe-north",
+        "/apis/coordination.k8s.io/v1/namespaces/linkerd-multicluster/leases/service-mirror-write-north",
+    } <= set(two_links.deleted)
+    kept = {path: obj for path, obj in two_links.before.items() if path in of_link(two_links.before, "east")}
+    assert {path: two_links.after.get(path) for path in kept} == kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import os
@@ -16,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from components.kubeconfigs import exec_kubeconfig
-from tests.certificates import pem, self_signed_ca
+from tests.certificates import new_ca, pem, self_signed_ca
+from tests.fake_charts import GENERATED, certificate_objects, gen_self_signed_cert
 from tests.fake_kube_api import FakeKubeAPI, SilentServer, apps_path, closed_port_kubeconfig, core_path, link_path
 from tests.fake_prometheus import FakePrometheus
 from verify import kube
@@ -30,9 +32,11 @@ MIRROR_POD = "controller-east-5d8f7c9b6-x2x9q"
 PROMETHEUS_POD = "prometheus-7d9c8b5f4-abcde"
 RENEW_BEFORE_HOURS = 1440
 
-ANCHOR = self_signed_ca("root.linkerd.cluster.local", days=3650)
+ANCHOR_CA = new_ca("root.linkerd.cluster.local", days=3650)
+ANCHOR = ANCHOR_CA.cert
 OTHER_ANCHOR = self_signed_ca("root.linkerd.cluster.local", days=3650)
-ISSUER = self_signed_ca("identity.linkerd.cluster.local", days=365)
+ISSUER = new_ca("identity.linkerd.cluster.local", days=365, signed_by=ANCHOR_CA).cert
+ISSUER_OF_OTHER_ANCHOR = new_ca("identity.linkerd.cluster.local", days=365, signed_by=new_ca("root.linkerd.cluster.local", days=3650)).cert
 # A mesh's checks judge the last minute of traffic; viz's Prometheus scrapes every 10 s.
 WINDOW_SCRAPES = 7
 
@@ -45,6 +49,20 @@ def put_issuer(api: FakeKubeAPI, certificate_pem: str) -> None:
     # The chart's Secret for scheme linkerd.io/tls (charts/linkerd-control-plane/templates/identity.yaml);
     # the key is deliberately no key at all: verify must never parse it.
     api.put_secret("linkerd", "linkerd-identity-issuer", {"crt.pem": certificate_pem, "key.pem": "not parsed by verify"})
+
+
+def issuer_signed_by(anchor=ANCHOR_CA, days: float = 365, now: dt.datetime | None = None) -> str:
+    return pem(new_ca("identity.linkerd.cluster.local", days=days, signed_by=anchor, now=now).cert)
+
+
+def put_chart_certificates(api: FakeKubeAPI, days: float = 365, only: str | None = None, days_ago: float = 0) -> None:
+    """The webhook and APIService certificates a render of the control-plane and viz charts makes
+    (tests/fake_charts.py), `days_ago`, valid `days`; `only` one of them (by object name)."""
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago)
+    for namespace, secret, service, kind, name in GENERATED["linkerd-control-plane"] + GENERATED["linkerd-viz"]:
+        if only in (None, name):
+            for path, obj in certificate_objects(namespace, secret, service, kind, name, gen_self_signed_cert(f"{service}.{namespace}.svc", now, days)).items():
+                api.put(path, obj)
 
 
 def put_cilium_config(api: FakeKubeAPI, **data: str) -> None:
@@ -137,6 +155,7 @@ def healthy(west: FakeKubeAPI, east: FakeKubeAPI, prometheus: FakePrometheus, ga
     for api in (west, east):
         put_trust_roots(api, pem(ANCHOR))
         put_issuer(api, pem(ISSUER))
+        put_chart_certificates(api)
         put_cilium_config(api, **{"bpf-lb-sock-hostns-only": "true"})
 
 
@@ -171,7 +190,7 @@ def hints(report: dict) -> dict[tuple[str, str], str]:
 
 
 LINK_CHECKS = ["link", "mirror-controller", "gateway-probe", "mirrored-service", "mtls"]
-CLUSTER_CHECKS = ["trust-anchors", "issuer-expiry", "anchor-expiry", "cilium-socket-lb"]
+CLUSTER_CHECKS = ["trust-anchors", "issuer-expiry", "anchor-expiry", "chart-certificates", "cilium-socket-lb"]
 
 
 def test_a_healthy_mesh_passes_every_check_with_the_default_viz_policies(mesh: Mesh) -> None:
@@ -247,11 +266,18 @@ BROKEN: dict[str, tuple[Callable[[Mesh], None], set[tuple[str, str]], str]] = {
     "dead gateway": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", [], port=4143, not_ready=[GATEWAY]), {("west", "mirrored-service")}, "all not ready, as the service mirror marks them while its probes of east's gateway fail"),
     "a pod IP in the mirror": (lambda m: m.west.put_endpoints("emojivoto", "web-svc-east", ["10.244.1.7"], port=8080), {("west", "mirrored-service")}, "This is not a stale Link"),
     "a mirror with a selector": (_mirror_with_selector, {("west", "mirrored-service")}, "has a selector"),
-    "trust anchors differ": (lambda m: put_trust_roots(m.east, pem(OTHER_ANCHOR)), {("east", "trust-anchors")}, "differ from the stack's trustAnchorPem"),
+    # ... and east's issuer, signed by the stack's anchor, chains to none of east's.
+    "trust anchors differ": (lambda m: put_trust_roots(m.east, pem(OTHER_ANCHOR)), {("east", "trust-anchors"), ("east", "anchor-expiry")}, ""),
     "extra trust anchor": (lambda m: put_trust_roots(m.west, pem(ANCHOR) + pem(OTHER_ANCHOR)), {("west", "trust-anchors")}, "differ"),
     "no trust roots": (lambda m: m.east.delete(core_path("linkerd", "configmaps", "linkerd-identity-trust-roots")), {("east", "trust-anchors"), ("east", "anchor-expiry")}, "is Linkerd installed?"),
-    "issuer about to expire": (lambda m: put_issuer(m.east, pem(self_signed_ca("identity.linkerd.cluster.local", days=59))), {("east", "issuer-expiry")}, "within issuerRenewBeforeHours (1440 h): run `pulumi up`"),
-    "issuer outlives the anchor": (lambda m: put_issuer(m.west, pem(self_signed_ca("identity.linkerd.cluster.local", days=3651))), {("west", "anchor-expiry")}, "expires before the issuer of west"),
+    "issuer about to expire": (lambda m: put_issuer(m.east, issuer_signed_by(days=59)), {("east", "issuer-expiry")}, "within issuerRenewBeforeHours (1440 h): run `pulumi up`"),
+    "issuer expired": (lambda m: put_issuer(m.east, issuer_signed_by(days=1, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3))), {("east", "issuer-expiry")}, "the issuer of east expired 48 h ago ("),
+    "issuer outlives the anchor": (lambda m: put_issuer(m.west, issuer_signed_by(days=3651)), {("west", "anchor-expiry")}, "which signs the issuer of west, expires before it"),
+    "issuer signed by no trust anchor": (lambda m: put_issuer(m.west, pem(ISSUER_OF_OTHER_ANCHOR)), {("west", "anchor-expiry")}, "signed by none of its trust anchors"),
+    "issuer signed by another key of the anchor's name": (lambda m: put_issuer(m.west, pem(self_signed_ca("root.linkerd.cluster.local", days=365))), {("west", "anchor-expiry")}, "signed by none of its trust anchors"),
+    "tap APIService certificate near its end": (lambda m: put_chart_certificates(m.east, days=30, only="v1alpha1.tap.linkerd.io"), {("east", "chart-certificates")}, "the certificate Linkerd's chart generated for APIService v1alpha1.tap.linkerd.io expires "),
+    "injector certificate expired": (lambda m: put_chart_certificates(m.west, days=1, days_ago=3, only="linkerd-proxy-injector-webhook-config"), {("west", "chart-certificates")}, "on west, the certificate Linkerd's chart generated for MutatingWebhookConfiguration linkerd-proxy-injector-webhook-config expired 48 h ago ("),
+    "no tap APIService": (lambda m: m.west.delete("/apis/apiregistration.k8s.io/v1/apiservices/v1alpha1.tap.linkerd.io"), {("west", "chart-certificates")}, "no APIService v1alpha1.tap.linkerd.io on west"),
     "no issuer": (lambda m: m.west.delete(core_path("linkerd", "secrets", "linkerd-identity-issuer")), {("west", "issuer-expiry"), ("west", "anchor-expiry")}, "no crt.pem in Secret linkerd/linkerd-identity-issuer"),
     "plaintext alongside mTLS": (_plaintext_too, {("west", "mtls")}, "tls=no_identity"),
     "only plaintext": (lambda m: (m.prometheus.series.clear(), traffic(m.prometheus, "disabled")), {("west", "mtls")}, "without mTLS"),
@@ -348,15 +374,17 @@ def test_mtls_is_judged_on_outbound_traffic_to_that_mirror_alone(mesh: Mesh) -> 
 def test_the_renewal_window_comes_from_the_stack_outputs(mesh: Mesh) -> None:
     mesh.edit_outputs(issuerRenewBeforeHours=24 * 366)  # more than the issuer's year
     report = mesh.run_json()[1]
-    assert failing(report) == {("west", "issuer-expiry"), ("east", "issuer-expiry")}
+    # The charts' certificates, a year long like the issuer, are judged by the same window.
+    assert failing(report) == {(cluster, check) for cluster in ("west", "east") for check in ("issuer-expiry", "chart-certificates")}
     assert "within issuerRenewBeforeHours (8784 h)" in hints(report)[("west", "issuer-expiry")]
+    assert "within issuerRenewBeforeHours (8784 h)" in hints(report)[("west", "chart-certificates")]
 
 
 def test_without_the_renewal_output_the_window_is_60_days(mesh: Mesh) -> None:
     raw = json.loads(mesh.outputs_file.read_text())
     del raw["issuerRenewBeforeHours"]
     mesh.outputs_file.write_text(json.dumps(raw))
-    put_issuer(mesh.east, pem(self_signed_ca("identity.linkerd.cluster.local", days=59)))
+    put_issuer(mesh.east, issuer_signed_by(days=59))
     report = mesh.run_json()[1]
     assert failing(report) == {("east", "issuer-expiry")}
     assert "1440 h" in hints(report)[("east", "issuer-expiry")]

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from components.names import EXPORTED_LABEL, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from verify.kube import KubeError
@@ -30,6 +31,20 @@ ISSUER_CERT_KEY = "crt.pem"
 MIRRORED_LABEL = "mirror.linkerd.io/mirrored-service"
 # As `linkerd viz stat` (viz/cmd/stat.go, --time-window): mTLS is judged on this recent traffic.
 MTLS_WINDOW = "1m"
+# The certificates Linkerd's charts generate at every render (genSelfSignedCert, valid 365 days), as
+# the API server holds them: the caBundle of the webhook or APIService that trusts each (edge-26.6.3:
+# charts/linkerd-control-plane/templates/{proxy-injector,destination}-rbac.yaml,
+# viz/charts/linkerd-viz/templates/{tap-injector,tap}-rbac.yaml). (kind, name) of each object.
+MUTATING_WEBHOOK = "MutatingWebhookConfiguration"
+VALIDATING_WEBHOOK = "ValidatingWebhookConfiguration"
+API_SERVICE = "APIService"
+CHART_CERTIFICATES = (
+    (MUTATING_WEBHOOK, "linkerd-proxy-injector-webhook-config"),
+    (VALIDATING_WEBHOOK, "linkerd-sp-validator-webhook-config"),
+    (VALIDATING_WEBHOOK, "linkerd-policy-validator-webhook-config"),
+    (MUTATING_WEBHOOK, "linkerd-tap-injector-webhook-config"),
+    (API_SERVICE, "v1alpha1.tap.linkerd.io"),
+)
 CILIUM_CONFIGMAP = ("kube-system", "cilium-config")
 CILIUM_HOSTNS_ONLY = "bpf-lb-sock-hostns-only"
 
@@ -41,6 +56,7 @@ class Cluster(PodReader, Protocol):
     def get_endpoints(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_configmap(self, namespace: str, name: str) -> Optional[dict]: ...
     def get_secret(self, namespace: str, name: str) -> Optional[dict]: ...
+    def get_cluster_object(self, kind: str, name: str) -> Optional[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -194,26 +210,93 @@ def _date(certificate: x509.Certificate) -> str:
     return certificate.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _expiry(certificate: x509.Certificate, now: datetime) -> tuple[float, str]:
+    """Hours until `certificate` expires, and how a hint says it: "expires <date> (N h left)", or
+    "expired N h ago (<date>)" once it has."""
+    hours = (certificate.not_valid_after_utc - now).total_seconds() / 3600
+    return hours, f"expires {_date(certificate)} ({hours:.0f} h left)" if hours > 0 else f"expired {-hours:.0f} h ago ({_date(certificate)})"
+
+
 def check_issuer_expiry(cluster: Cluster, renew_before_hours: int, now: datetime) -> Optional[str]:
     issuer = _issuer(cluster)
-    left_hours = (issuer.not_valid_after_utc - now).total_seconds() / 3600
+    left_hours, expiry = _expiry(issuer, now)
     if left_hours <= renew_before_hours:
         return (
-            f"the issuer of {cluster.name} expires {_date(issuer)} ({max(left_hours, 0):.0f} h left), within "
+            f"the issuer of {cluster.name} {expiry}, within "
             f"issuerRenewBeforeHours ({renew_before_hours} h): run `pulumi up` (or the deploy workflow) to renew it; "
             "the identity controller reloads a renewed issuer without restarts"
         )
     return None
 
 
+def _signs(anchor: x509.Certificate, certificate: x509.Certificate) -> bool:
+    """Whether `anchor` signed `certificate`: its key identifier (when both carry one), its name and
+    its signature, as X.509 path building matches an issuer."""
+    try:
+        authority = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        subject_key = anchor.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        if authority is not None and authority != subject_key:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        certificate.verify_directly_issued_by(anchor)  # the issuer name, then the signature
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
 def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
-    issuer = _issuer(cluster)
-    early = [anchor for anchor in _trust_roots(cluster) if anchor.not_valid_after_utc <= issuer.not_valid_after_utc]
-    if early:
-        names = ", ".join(f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})" for anchor in early)
+    """The issuer against the anchor(s) that signed it. Every other anchor of the bundle may expire
+    first: in step 2 of a rotation the issuer is re-signed by the new anchor, so nothing chains to
+    the old one any more, and it may well expire before the new issuer does."""
+    issuer, roots = _issuer(cluster), _trust_roots(cluster)
+    signers = [anchor for anchor in roots if _signs(anchor, issuer)]
+    if not signers:
         return (
-            f"trust anchor {names} expires before the issuer of {cluster.name} ({_date(issuer)}), so its proxies' "
+            f"the issuer of {cluster.name} is signed by none of its trust anchors, so the identity controller refuses it "
+            "(at once, or at its next start) and no proxy trusts the certificates it issues; run `pulumi up`: the stack "
+            "signs every issuer with an anchor of the bundle it deploys"
+        )
+    if all(anchor.not_valid_after_utc <= issuer.not_valid_after_utc for anchor in signers):
+        names = ", ".join(f"{anchor.subject.rfc4514_string()} (serial {anchor.serial_number:x}, expires {_date(anchor)})" for anchor in signers)
+        return (
+            f"trust anchor {names}, which signs the issuer of {cluster.name}, expires before it ({_date(issuer)}), so its proxies' "
             "certificates stop being trusted first; rotate the anchor (docs/identity.md, Rotating the trust anchor)"
+        )
+    return None
+
+
+def _ca_bundle(cluster: Cluster, kind: str, name: str) -> x509.Certificate:
+    """The certificate the API server trusts for a webhook or an APIService: the chart's own
+    self-signed one, in the caBundle of the (first) webhook or of the APIService's spec."""
+    obj = cluster.get_cluster_object(kind, name)
+    if obj is None:
+        raise KubeError(f"no {kind} {name} on {cluster.name}: is Linkerd (and viz) installed? run `pulumi up`")
+    holder = (obj.get("spec") or {}) if kind == API_SERVICE else ((obj.get("webhooks") or [{}])[0].get("clientConfig") or {})
+    encoded = holder.get("caBundle")
+    try:
+        return _certificates(base64.b64decode(encoded or "").decode())[0]
+    except (ValueError, IndexError):
+        raise KubeError(f"the {kind} {name} on {cluster.name} holds no parsable caBundle; run `pulumi up`") from None
+
+
+def check_chart_certificates(cluster: Cluster, renew_before_hours: int, now: datetime) -> Optional[str]:
+    """Linkerd's charts make these certificates, valid 365 days, at every render, and nothing else
+    renews them (Linkerd docs, rotating webhooks certificates: only an upgrade does);
+    the program re-renders the charts at each renewal period, with the issuers."""
+    near = []
+    for kind, name in CHART_CERTIFICATES:
+        certificate = _ca_bundle(cluster, kind, name)
+        left_hours, expiry = _expiry(certificate, now)
+        if left_hours <= renew_before_hours:
+            near.append(f"{kind} {name} {expiry}")
+    if near:
+        return (
+            f"on {cluster.name}, the certificate Linkerd's chart generated for {'; for '.join(near)}, within issuerRenewBeforeHours "
+            f"({renew_before_hours} h): run `pulumi up` (or the deploy workflow); each renewal period renders the charts "
+            "again, with new ones. Once lapsed, a webhook fails (new pods start unmeshed, or are refused where it fails "
+            "closed) and the tap APIService fails API discovery, which hangs namespace deletion"
         )
     return None
 
@@ -290,6 +373,7 @@ def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Opti
         cluster = clusters[name]
         results.append(_result(cluster, None, "trust-anchors", f"trust anchors of {name} match the stack's trust anchor", lambda: check_trust_anchors(cluster, outputs.trust_anchor_pem)))
         results.append(_result(cluster, None, "issuer-expiry", f"issuer of {name} has more than {renew} h left", lambda: check_issuer_expiry(cluster, renew, now)))
-        results.append(_result(cluster, None, "anchor-expiry", f"trust anchors of {name} outlive its issuer", lambda: check_anchors_outlive_issuer(cluster)))
+        results.append(_result(cluster, None, "anchor-expiry", f"the trust anchor that signs the issuer of {name} outlives it", lambda: check_anchors_outlive_issuer(cluster)))
+        results.append(_result(cluster, None, "chart-certificates", f"webhook and APIService certificates of {name} have more than {renew} h left", lambda: check_chart_certificates(cluster, renew, now)))
         results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
     return results

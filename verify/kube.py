@@ -99,6 +99,13 @@ class KubeCluster:
         self._apps = client.AppsV1Api(self._api)
         self._leases = client.CoordinationV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
+        admission, aggregation = client.AdmissionregistrationV1Api(self._api), client.ApiregistrationV1Api(self._api)
+        # The cluster-scoped objects the checks read, by kind.
+        self._cluster_objects = {
+            "MutatingWebhookConfiguration": admission.read_mutating_webhook_configuration,
+            "ValidatingWebhookConfiguration": admission.read_validating_webhook_configuration,
+            "APIService": aggregation.read_api_service,
+        }
         # Port-forwards get a client of their own: `kubernetes.stream` swaps the client's request method
         # while it connects, and a port-forward abandoned after its timeout must not take reads with it.
         self._forwards = client.CoreV1Api(client.ApiClient(self._api.configuration))
@@ -164,6 +171,9 @@ class KubeCluster:
 
     def get_secret(self, namespace: str, name: str) -> Optional[dict]:
         return self._read(self._core.read_namespaced_secret, name, namespace)
+
+    def get_cluster_object(self, kind: str, name: str) -> Optional[dict]:
+        return self._read(self._cluster_objects[kind], name)
 
     def get_lease(self, namespace: str, name: str) -> Optional[dict]:
         return self._read(self._leases.read_namespaced_lease, name, namespace)
