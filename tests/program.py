@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Optional
+
+import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
-from components.config import ClusterSpec
+from components.config import ClusterSpec, load_config
+from components.cost import monthly_cost
+from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
-from tests.harness import PROJECT
+from tests.harness import PROJECT, run, stack_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -59,3 +64,19 @@ def full_mesh_config(count: int) -> dict[str, str]:
         f"{PROJECT}:exports": "[]",
         f"{PROJECT}:demo": "false",
     }
+
+
+def cost_of(config: dict[str, str], fakes: Optional[FakeCloud] = None, **kwargs) -> dict:
+    """The monthlyCost the program would export for `config`, computed alone (no mesh built)."""
+    fakes = fakes or FakeCloud()
+    result = run(fakes, lambda: pulumi.export("monthlyCost", monthly_cost(load_config(), PROJECT)), config, **kwargs)
+    return result.outputs["monthlyCost"]
+
+
+def seed_with(**cluster_changes: dict) -> dict[str, str]:
+    """The seed's config with settings of some clusters changed, e.g. west={"nodeCount": 5}."""
+    config = stack_config("west-east")
+    clusters = json.loads(config[f"{PROJECT}:clusters"])
+    for name, changes in cluster_changes.items():
+        clusters[name].update(changes)
+    return {**config, f"{PROJECT}:clusters": json.dumps(clusters)}

@@ -11,35 +11,19 @@ import pulumi
 import pytest
 
 from components.config import ClusterSpec, load_config
-from components.cost import BILLED_HOURS_PER_MONTH, LIST_PRICES, BilledCluster, DropletPrice, cost_items, droplet_prices, monthly_cost, report
+from components.cost import BILLED_HOURS_PER_MONTH, LIST_PRICES, BilledCluster, DropletPrice, cost_items, droplet_prices, report
 from tests.fake_account import PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.harness import PROJECT, run, run_main, stack_config
-from tests.program import full_mesh_config
+from tests.program import cost_of, full_mesh_config, seed_with
 
 SIZES_INVOKE = "digitalocean:index/getSizes:getSizes"
 LOAD_BALANCER = LIST_PRICES["loadBalancerMonthly"].amount
 HA = LIST_PRICES["haControlPlaneMonthly"].amount
 
 
-def cost_of(config: dict[str, str], fakes: FakeCloud | None = None, **kwargs) -> dict:
-    """The monthlyCost the program would export for `config`, computed alone (no mesh built)."""
-    fakes = fakes or FakeCloud()
-    result = run(fakes, lambda: pulumi.export("monthlyCost", monthly_cost(load_config(), PROJECT)), config, **kwargs)
-    return result.outputs["monthlyCost"]
-
-
 def items(cost: dict) -> dict[tuple[str, str], tuple[int, float, float]]:
     return {(i["cluster"], i["item"]): (i["count"], i["unitMonthly"], i["monthly"]) for i in cost["items"]}
-
-
-def seed_with(**cluster_changes: dict) -> dict[str, str]:
-    """The seed's config with settings of some clusters changed, e.g. west={"nodeCount": 5}."""
-    config = stack_config("west-east")
-    clusters = json.loads(config[f"{PROJECT}:clusters"])
-    for name, changes in cluster_changes.items():
-        clusters[name].update(changes)
-    return {**config, f"{PROJECT}:clusters": json.dumps(clusters)}
 
 
 SEED_ITEMS = {
