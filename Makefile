@@ -167,8 +167,11 @@ token:
 cluster-arg:
 	$(if $(CLUSTER),@true,@echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1)
 
+# After the plan and the update, what the stack now costs a month, from its outputs (a preview
+# shows the same table among its diagnostics: a preview stores no outputs).
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff
+	@set -o pipefail && $(PULUMI) stack output --stack $(STACK) --json | $(VENV)/bin/python -m cost_report table
 
 preview: python-version token $(PASSPHRASE) $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff

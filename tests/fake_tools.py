@@ -62,7 +62,7 @@ seen = {{
 with open({str(log)!r}, "a") as log:
     log.write(json.dumps(seen) + "\\n")
 if args[:2] == ["stack", "output"]:
-    outputs = {json.dumps(outputs)}
+    outputs = json.loads({json.dumps(outputs)!r})
     names = [arg for index, arg in enumerate(args[2:], 2) if not arg.startswith("-") and args[index - 1] != "--stack"]
     print(json.dumps(outputs[names[0]] if names else outputs))
 """,
