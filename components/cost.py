@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec, MeshConfig
+from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec, CostSpec, MeshConfig
 from cost_report.table import format_table
 
 # DigitalOcean bills by the hour up to 672 hours (28 days) a month: a monthly price is 672 hourly
@@ -110,10 +110,10 @@ def _fixed_price(key: str, override: Optional[float], namespace: str) -> tuple[f
     return price.amount, f"{price.source}, read {price.read}"
 
 
-def cost_items(clusters: list[BilledCluster], droplets: Mapping[str, DropletPrice], config: MeshConfig, namespace: str) -> list[BilledItem]:
+def cost_items(clusters: list[BilledCluster], droplets: Mapping[str, DropletPrice], spec: CostSpec, namespace: str) -> list[BilledItem]:
     """The billed items, per cluster; a size the sizes API does not list is a RunError naming its key."""
-    load_balancer, load_balancer_source = _fixed_price("loadBalancerMonthly", config.cost.load_balancer_monthly, namespace)
-    ha, ha_source = _fixed_price("haControlPlaneMonthly", config.cost.ha_control_plane_monthly, namespace)
+    load_balancer, load_balancer_source = _fixed_price("loadBalancerMonthly", spec.load_balancer_monthly, namespace)
+    ha, ha_source = _fixed_price("haControlPlaneMonthly", spec.ha_control_plane_monthly, namespace)
     unlisted: list[str] = []
     items: list[BilledItem] = []
 
@@ -163,7 +163,7 @@ def monthly_cost(config: MeshConfig, namespace: str) -> dict[str, Any]:
     `costLimitMonthly`."""
     clusters = billed_clusters(config)
     sizes = {size for billed in clusters if billed.created for size in (billed.spec.node_size, SYSTEM_POOL_SIZE)}
-    cost = cost_output(cost_items(clusters, droplet_prices(sizes), config, namespace), config.cost.limit_monthly)
+    cost = cost_output(cost_items(clusters, droplet_prices(sizes), config.cost, namespace), config.cost.limit_monthly)
     limit = config.cost.limit_monthly
     if limit is not None and cost["totalMonthly"] > limit:
         raise pulumi.RunError(

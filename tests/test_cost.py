@@ -10,7 +10,7 @@ import re
 import pulumi
 import pytest
 
-from components.config import ClusterSpec, load_config
+from components.config import ClusterSpec, CostSpec
 from components.cost import BILLED_HOURS_PER_MONTH, LIST_PRICES, BilledCluster, DropletPrice, cost_items, droplet_prices, report
 from tests.fake_account import PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
@@ -151,13 +151,6 @@ def test_a_token_without_sizes_read_cannot_price_the_stack(monkeypatch):
         cost_of(stack_config("west-east"))
 
 
-def load_config_from(config: dict[str, str]):
-    """The parsed config of `config` (read under mocks, as the program reads it)."""
-    parsed = {}
-    run(FakeCloud(), lambda: parsed.setdefault("config", load_config()), config)
-    return parsed["config"]
-
-
 def droplet(monthly: float) -> DropletPrice:
     return DropletPrice(monthly=monthly, hourly=monthly / BILLED_HOURS_PER_MONTH)
 
@@ -169,14 +162,13 @@ def _spec(name: str, **settings) -> ClusterSpec:
 def test_a_cluster_the_program_does_not_create_counts_only_its_gateway_load_balancer_on_digitalocean():
     """The hook for given clusters: an adopted DOKS cluster bills only the gateway's load balancer
     the program makes; a kubeconfig cluster (k3d's servicelb, say) bills nothing to DigitalOcean."""
-    config = load_config_from(stack_config("west-east"))
     clusters = [
         BilledCluster(_spec("made", control_plane_ha=True), created=True, gateway_load_balancer=False),
         BilledCluster(_spec("adopted", control_plane_ha=True), created=False, gateway_load_balancer=True),
         BilledCluster(_spec("local"), created=False, gateway_load_balancer=False),
     ]
     prices = {"s-8vcpu-16gb": droplet(96.0), "s-2vcpu-4gb": droplet(24.0)}
-    billed = {(i.cluster, i.item): i.monthly for i in cost_items(clusters, prices, config, PROJECT)}
+    billed = {(i.cluster, i.item): i.monthly for i in cost_items(clusters, prices, CostSpec(), PROJECT)}
     assert billed == {
         ("made", "worker nodes s-8vcpu-16gb"): 288.0,
         ("made", "system node s-2vcpu-4gb"): 24.0,
