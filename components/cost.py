@@ -52,9 +52,10 @@ LIST_PRICES = {
 class BilledCluster:
     """What one cluster of the config makes DigitalOcean bill through this program."""
 
-    spec: ClusterSpec
-    # The program creates the cluster: its node pools (and an HA control plane) are billed.
-    created: bool
+    name: str
+    # Its settings when the program creates it: then its node pools (and an HA control plane) are
+    # billed. None for a cluster the program is given.
+    created: Optional[ClusterSpec]
     # The program's multicluster gateway there is a LoadBalancer Service that DigitalOcean's CCM
     # serves with a billed load balancer: a DOKS cluster, created or adopted, that something links to.
     gateway_load_balancer: bool
@@ -64,11 +65,11 @@ def billed_clusters(config: MeshConfig) -> list[BilledCluster]:
     """Every cluster of the config, as billed. Today the program creates each one.
 
     Hook for the cluster sources of issue 16: an adopted DOKS cluster is
-    `BilledCluster(spec, created=False, gateway_load_balancer=<something links to it>)` (only the
+    `BilledCluster(name, created=None, gateway_load_balancer=<something links to it>)` (only the
     gateway's load balancer is the program's doing), a kubeconfig cluster
-    `BilledCluster(spec, created=False, gateway_load_balancer=False)` (DigitalOcean bills nothing)."""
+    `BilledCluster(name, created=None, gateway_load_balancer=False)` (DigitalOcean bills nothing)."""
     gateways = set(config.gateway_clusters())
-    return [BilledCluster(spec, created=True, gateway_load_balancer=name in gateways) for name, spec in config.clusters.items()]
+    return [BilledCluster(name, created=spec, gateway_load_balancer=name in gateways) for name, spec in config.clusters.items()]
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,11 @@ def cost_items(clusters: list[BilledCluster], droplets: Mapping[str, DropletPric
         items.append(BilledItem(cluster, f"{item} {size}", count, price.monthly, price.hourly, SIZES_API))
 
     for billed in clusters:
-        name = billed.spec.name
-        if billed.created:
-            droplets_item(name, "worker nodes", billed.spec.node_count, billed.spec.node_size, f"clusters.{name}.nodeSize")
+        name, spec = billed.name, billed.created
+        if spec is not None:
+            droplets_item(name, "worker nodes", spec.node_count, spec.node_size, f"clusters.{name}.nodeSize")
             droplets_item(name, "system node", SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, f"clusters.{name} (the built-in pool, {SYSTEM_POOL_SIZE})")
-            if billed.spec.control_plane_ha:
+            if spec.control_plane_ha:
                 items.append(BilledItem(name, "HA control plane", 1, ha, ha / BILLED_HOURS_PER_MONTH, ha_source))
         if billed.gateway_load_balancer:
             items.append(BilledItem(name, "gateway load balancer", 1, load_balancer, load_balancer / BILLED_HOURS_PER_MONTH, load_balancer_source))
@@ -162,7 +163,7 @@ def monthly_cost(config: MeshConfig, namespace: str) -> dict[str, Any]:
     """The stack's monthly cost; a RunError, before anything is registered, when it is over
     `costLimitMonthly`."""
     clusters = billed_clusters(config)
-    sizes = {size for billed in clusters if billed.created for size in (billed.spec.node_size, SYSTEM_POOL_SIZE)}
+    sizes = {size for billed in clusters if billed.created for size in (billed.created.node_size, SYSTEM_POOL_SIZE)}
     cost = cost_output(cost_items(clusters, droplet_prices(sizes), config.cost, namespace), config.cost.limit_monthly)
     limit = config.cost.limit_monthly
     if limit is not None and cost["totalMonthly"] > limit:

@@ -163,9 +163,9 @@ def test_a_cluster_the_program_does_not_create_counts_only_its_gateway_load_bala
     """The hook for given clusters: an adopted DOKS cluster bills only the gateway's load balancer
     the program makes; a kubeconfig cluster (k3d's servicelb, say) bills nothing to DigitalOcean."""
     clusters = [
-        BilledCluster(_spec("made", control_plane_ha=True), created=True, gateway_load_balancer=False),
-        BilledCluster(_spec("adopted", control_plane_ha=True), created=False, gateway_load_balancer=True),
-        BilledCluster(_spec("local"), created=False, gateway_load_balancer=False),
+        BilledCluster("made", created=_spec("made", control_plane_ha=True), gateway_load_balancer=False),
+        BilledCluster("adopted", created=None, gateway_load_balancer=True),
+        BilledCluster("local", created=None, gateway_load_balancer=False),
     ]
     prices = {"s-8vcpu-16gb": droplet(96.0), "s-2vcpu-4gb": droplet(24.0)}
     billed = {(i.cluster, i.item): i.monthly for i in cost_items(clusters, prices, CostSpec(), PROJECT)}
