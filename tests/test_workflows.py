@@ -376,7 +376,8 @@ def test_the_cost_steps_post_now_after_and_the_difference(tmp_path, deployed):
     now, after = cost_of(stack_config("west-east")), cost_of(seed_with(east={"controlPlaneHa": True}))
     outputs = {"kubeconfigs": {}, "monthlyCost": now} if deployed else {}
     env = {"STACK": "west-east", "RUNNER_TEMP": str(tmp_path)}
-    # pkg/cmd/pulumi/stack/stack_output.go: `--json` prints every output as one JSON object ({} when none).
+    # pkg/cmd/pulumi/stack/stack_output.go, getStackOutputs: `--json` prints every output as one JSON object,
+    # {} for a stack without a root stack resource (never deployed).
     result, _ = _run_script(_step_run("preview.yml", "preview", "Read the deployed cost"), tmp_path, {"pulumi": f"echo {shlex.quote(json.dumps(outputs))}"}, env)
     assert result.returncode == 0, result.stderr
     (tmp_path / "monthly-cost.json").write_text(json.dumps(after))  # what the program wrote (tests/test_cost.py)
