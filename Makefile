@@ -193,12 +193,15 @@ cloud-secrets: python-version pulumi-cloud $(PASSPHRASE) existing-stack
 pulumi-cloud:
 	$(if $(SELF_MANAGED),@echo "make cloud-secrets is for a stack in Pulumi Cloud: set PULUMI_BACKEND_URL=https://api.pulumi.com (and PULUMI_DEFAULT_ORGANIZATION). A stack in another backend moves there with pulumi stack export / import first." >&2; exit 1,@true)
 
+# After the plan and the update, what the stack now costs a month, from its outputs (a preview
+# shows the same table among its diagnostics: a preview stores no outputs).
 # --continue-on-error: without it the first failed step cancels every pending step of the whole
 # deployment (pulumi pkg/resource/deploy/step_executor.go), so one region's failure would also stop
 # the other regions' work, the issuer renewals of the weekly deploy included. With it, only what
 # depends on the failed step is skipped, and `pulumi up` still exits non-zero.
 deploy: python-version token stack
 	$(PULUMI) up --stack $(STACK) --yes --diff --continue-on-error
+	@set -o pipefail && $(PULUMI) stack output --stack $(STACK) --json | $(VENV)/bin/python -m cost_report table
 
 preview: python-version token $(PASSPHRASE) $(if $(filter file://%,$(PULUMI_BACKEND_URL)),stack,existing-stack)
 	$(PULUMI) preview --stack $(STACK) --diff

@@ -66,12 +66,13 @@ TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith((
 # top level, `linkerd-mesh:<key>`). The parser refuses any other key, and tests/test_docs.py
 # checks that docs/configuration.md documents exactly these.
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"),
+    "": ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds", "costLimitMonthly", "prices"),
     "clusters.<name>": ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"),
     "links[]": ("from", "to"),
     "exports[]": ("cluster", "namespace", "service", "mode"),
     "linkerd": ("version", "highAvailability", "gatewaySourceRanges"),
     "identity": ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"),
+    "prices": ("loadBalancerMonthly", "haControlPlaneMonthly"),
 }
 
 
@@ -128,6 +129,16 @@ class IdentitySpec:
 
 
 @dataclass(frozen=True)
+class CostSpec:
+    # The most the stack may cost a month (USD); None: no limit.
+    limit_monthly: Optional[float] = None
+    # The stack's own figures for the prices DigitalOcean's API does not serve; None: the program's
+    # (components/cost.py, LIST_PRICES).
+    load_balancer_monthly: Optional[float] = None
+    ha_control_plane_monthly: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class MeshConfig:
     clusters: Mapping[str, ClusterSpec]
     # A minor ("1.35") or patch prefix for new clusters; None: the newest minor DOKS offers.
@@ -140,6 +151,7 @@ class MeshConfig:
     # How long `pulumi up` waits for what the clusters produce asynchronously: a gateway's
     # address, a remote-access token, each mirrored service.
     wait_timeout_seconds: int = 300
+    cost: CostSpec = field(default_factory=CostSpec)
 
     def gateway_clusters(self) -> list[str]:
         """Clusters something links to: only they need a multicluster gateway."""
@@ -198,6 +210,13 @@ def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable
 def _positive_int(value: Any) -> Optional[str]:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return f"must be a positive integer, got {value!r}"
+    return None
+
+
+def _amount(value: Any) -> Optional[str]:
+    """US dollars: a number, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return f"must be an amount in US dollars (a number, 0 or more), got {value!r}"
     return None
 
 
@@ -473,6 +492,14 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     )
 
 
+def _parse_cost(values: Mapping[str, Any], problems: _Problems) -> CostSpec:
+    limit = _read(values, "costLimitMonthly", "", problems, _amount, None)
+    entry = _expect_mapping(values.get("prices", {}), "prices", problems, CONFIG_KEYS["prices"])
+    load_balancer = _read(entry, "loadBalancerMonthly", "prices", problems, _amount, None)
+    ha_control_plane = _read(entry, "haControlPlaneMonthly", "prices", problems, _amount, None)
+    return CostSpec(limit_monthly=limit, load_balancer_monthly=load_balancer, ha_control_plane_monthly=ha_control_plane)
+
+
 def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False) -> MeshConfig:
     """Build the typed config from the stack's values (already YAML-decoded) or raise RunError.
 
@@ -514,6 +541,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
     identity = _parse_identity(values.get("identity", {}), problems)
     demo = _read(values, "demo", "", problems, _boolean, False)
     timeout = _read(values, "waitTimeoutSeconds", "", problems, _positive_int, 300)
+    cost = _parse_cost(values, problems)
     problems.raise_if_any()
     return MeshConfig(
         clusters=clusters,
@@ -524,6 +552,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
         identity=identity,
         demo=demo,
         wait_timeout_seconds=timeout,
+        cost=cost,
     )
 
 

@@ -62,9 +62,13 @@ class FakeCloud(mocks.Mocks):
         self.invokes.append((args.token, args.args))
         if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
             return self.digitalocean.get_kubernetes_versions(args.args)
-        if args.token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster":
+        lookups = {
+            "digitalocean:index/getKubernetesCluster:getKubernetesCluster": self.digitalocean.get_kubernetes_cluster,
+            "digitalocean:index/getSizes:getSizes": self.digitalocean.get_sizes,
+        }
+        if args.token in lookups:
             try:
-                return self.digitalocean.get_kubernetes_cluster(args.args)
+                return lookups[args.token](args.args)
             except ProviderError as error:
                 raise InvokeFailed(args.token, str(error)) from None
         raise NotImplementedError(f"no fake for invoke {args.token}")

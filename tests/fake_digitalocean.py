@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from tests.certificates import pem, self_signed_ca
-from tests.fake_account import PREVIEW_TOKEN
+from tests.fake_account import ACCOUNT_TOKENS, PREVIEW_TOKEN
 
 # What `doctl kubernetes options versions` lists today: newest first, with DigitalOcean's suffix.
 # Retired minors (1.33 left upstream support in June 2026) are absent: DOKS creates nothing on them.
@@ -32,6 +32,35 @@ DOKS_VERSIONS = ["1.36.2-do.0", "1.35.6-do.1", "1.35.5-do.0", "1.34.9-do.0"]
 # (doctl commands/kubernetes.go, --cluster-subnet / --service-subnet).
 OVERLAY_SUBNETS = ("10.244.0.0/16", "10.245.0.0/16")
 DEFAULT_POOL_TAG = "terraform:default-node-pool"
+
+
+def _size(slug: str, vcpus: int, memory_mb: int, disk_gb: int, transfer_tb: float, price_monthly: float, price_hourly: float) -> dict:
+    """One entry of GET /v2/sizes, in the API's own shape (digitalocean/openapi
+    specification/resources/sizes/models/size.yml: every field there marked required)."""
+    return {
+        "slug": slug,
+        "memory": memory_mb,
+        "vcpus": vcpus,
+        "disk": disk_gb,
+        "transfer": transfer_tb,
+        "price_monthly": price_monthly,
+        "price_hourly": price_hourly,
+        "regions": ["ams3", "blr1", "fra1", "lon1", "nyc1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1"],
+        "available": True,
+        "description": "Basic",
+    }
+
+
+# The droplet sizes the fake account's API lists, with the tests' own prices (no test depends on
+# today's list prices). The real API lists only the sizes offered now: a slug the SDK still knows
+# (e.g. so-2vcpu-16gb) may be missing, and is missing here.
+DROPLET_SIZES = [
+    _size("s-1vcpu-2gb", 1, 2048, 50, 2.0, 12.0, 0.01786),
+    _size("s-2vcpu-2gb", 2, 2048, 60, 3.0, 18.0, 0.02679),
+    _size("s-2vcpu-4gb", 2, 4096, 80, 4.0, 24.0, 0.03571),
+    _size("s-4vcpu-8gb", 4, 8192, 160, 5.0, 48.0, 0.07143),
+    _size("s-8vcpu-16gb", 8, 16384, 320, 6.0, 96.0, 0.14286),
+]
 
 # Inputs whose change replaces a cluster: ForceNew in terraform-provider-digitalocean
 # digitalocean/kubernetes/resource_kubernetes_cluster.go (region, vpc_uuid, cluster_subnet,
@@ -99,6 +128,8 @@ class FakeDigitalOcean:
         self.generations: dict[str, int] = {}
         # What the API answers every lookup with instead, when a test sets it (e.g. a 401).
         self.api_error: Optional[str] = None
+        # GET /v2/sizes: what a test's account lists.
+        self.sizes: list[dict] = [dict(size) for size in DROPLET_SIZES]
 
     def add_existing(self, name: str, region: str, version: str, *, ha: bool = False, cluster_subnet: str = OVERLAY_SUBNETS[0], service_subnet: str = OVERLAY_SUBNETS[1], system_pool_size: str = "s-2vcpu-4gb") -> DoksRecord:
         """A cluster that exists before the run (made by an earlier `pulumi up`, or by hand)."""
@@ -126,6 +157,40 @@ class FakeDigitalOcean:
             "versionPrefix": prefix,
             "latestVersion": matching[0] if matching else "",
             "validVersions": matching,
+        }
+
+    def get_sizes(self, args: dict) -> dict:
+        """The getSizes data source: every page of GET /v2/sizes (terraform-provider-digitalocean
+        digitalocean/size/datasource_sizes.go, getDigitalOceanSizes), flattened and then filtered by
+        internal/datalist (a filter keeps a record whose `key` equals any of its `values`)."""
+        if self.api_error:
+            raise ProviderError(f"Error retrieving sizes: {self.api_error}")
+        # GET /v2/sizes needs sizes:read (openapi sizes_list.yml, security). A custom token with
+        # kubernetes:read has it: kubernetes:read requires sizes:read and regions:read
+        # (docs.digitalocean.com/reference/api/scopes/kubernetes/read/), so the preview token may.
+        if (os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")) not in ACCOUNT_TOKENS | {PREVIEW_TOKEN}:
+            raise ProviderError("Error retrieving sizes: GET https://api.digitalocean.com/v2/sizes: 401 Unable to authenticate you")
+        records = [self._size_result(size) for size in self.sizes]
+        for rule in args.get("filters") or []:
+            if rule["key"] != "slug" or rule.get("matchBy", "exact") != "exact":
+                raise NotImplementedError(f"the fake sizes API filters by exact slug only, not {rule}")
+            records = [r for r in records if r["slug"] in rule["values"]]
+        return {"id": "sizes", "filters": args.get("filters"), "sorts": args.get("sorts"), "sizes": records}
+
+    @staticmethod
+    def _size_result(size: dict) -> dict:
+        """datasource_sizes.go, flattenDigitalOceanSize, as the Pulumi SDK names the fields."""
+        return {
+            "slug": size["slug"],
+            "available": size["available"],
+            "transfer": size["transfer"],
+            "priceMonthly": size["price_monthly"],
+            "priceHourly": size["price_hourly"],
+            "memory": size["memory"],
+            "vcpus": size["vcpus"],
+            "disk": size["disk"],
+            "regions": size["regions"],
+            "gpuInfos": [],
         }
 
     def get_kubernetes_cluster(self, args: dict) -> dict:

@@ -73,7 +73,7 @@ if crypts and salted and not seen["passphrase_set"] and not seen["passphrase_fil
     sys.stderr.write("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables\\n")
     sys.exit(255)
 if args[:2] == ["stack", "output"]:
-    outputs = {json.dumps(outputs)}
+    outputs = json.loads({json.dumps(outputs)!r})
     names = [arg for index, arg in enumerate(args[2:], 2) if not arg.startswith("-") and args[index - 1] != "--stack"]
     print(json.dumps(outputs[names[0]] if names else outputs))
 """,

@@ -11,7 +11,8 @@ from typing import Optional
 import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
-from components.config import ClusterSpec, IdentitySpec
+from components.config import ClusterSpec, IdentitySpec, load_config
+from components.cost import monthly_cost
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.linkerd import Linkerd, LinkerdArgs
 from tests import fake_charts
@@ -19,7 +20,7 @@ from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import core_path
 from tests.fake_kubernetes import FakeCluster
 from tests.fake_digitalocean import DOKS_VERSIONS
-from tests.harness import PROJECT
+from tests.harness import PROJECT, run, stack_config
 from verify.checks import check_anchors_outlive_issuer, check_chart_certificates, check_issuer_expiry
 from verify.kube import KubeCluster
 
@@ -127,3 +128,19 @@ def cluster_checks(fakes: FakeCloud, kubeconfig: str, name: str, renew_before_ho
     """The same, read through the fake cluster's API server as `make verify` reads it."""
     with fakes.served(kubeconfig) as served:
         return certificate_checks(KubeCluster(name, served), renew_before_hours, now)
+
+
+def cost_of(config: dict[str, str], fakes: Optional[FakeCloud] = None, **kwargs) -> dict:
+    """The monthlyCost the program would export for `config`, computed alone (no mesh built)."""
+    fakes = fakes or FakeCloud()
+    result = run(fakes, lambda: pulumi.export("monthlyCost", monthly_cost(load_config(), PROJECT)), config, **kwargs)
+    return result.outputs["monthlyCost"]
+
+
+def seed_with(**cluster_changes: dict) -> dict[str, str]:
+    """The seed's config with settings of some clusters changed, e.g. west={"nodeCount": 5}."""
+    config = stack_config("west-east")
+    clusters = json.loads(config[f"{PROJECT}:clusters"])
+    for name, changes in cluster_changes.items():
+        clusters[name].update(changes)
+    return {**config, f"{PROJECT}:clusters": json.dumps(clusters)}

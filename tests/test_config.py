@@ -121,6 +121,10 @@ CASES = {
     "issuer under 60 days": (dict(identity={"issuerValidityHours": 720}), "identity.issuerValidityHours", "more than 1440 hours"),
     "renewal window longer than the issuer": (dict(identity={"issuerValidityHours": 2000, "issuerRenewBeforeHours": 2000}), "identity.issuerRenewBeforeHours", "shorter than the issuer's lifetime"),
     "typo in identity": (dict(identity={"sharedIssuers": True}), "identity.sharedIssuers", "unknown key"),
+    "cost limit as text": (dict(costLimitMonthly="lots"), "linkerd-mesh:costLimitMonthly", "amount in US dollars"),
+    "negative cost limit": (dict(costLimitMonthly=-1), "linkerd-mesh:costLimitMonthly", "amount in US dollars"),
+    "load balancer price not a number": (dict(prices={"loadBalancerMonthly": "12"}), "linkerd-mesh:prices.loadBalancerMonthly", "amount in US dollars"),
+    "typo in prices": (dict(prices={"haControlPlane": 40}), "linkerd-mesh:prices.haControlPlane", "unknown key; allowed: loadBalancerMonthly, haControlPlaneMonthly"),
 }
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests import fake_tools
+from tests.harness import stack_config
 from tests.makefile import REPO, copy_repo, make, variable
+from tests.program import cost_of
 
 PULUMI_VERSION = variable("PULUMI_VERSION")
 DOCTL_VERSION = variable("DOCTL_VERSION")
@@ -36,6 +38,7 @@ class Checkout:
     root: Path
     pulumi_log: Path
     ambient: Path
+    outputs: dict  # what its `pulumi stack output --json` prints
 
     @property
     def pulumi_bin(self) -> Path:
@@ -52,11 +55,17 @@ class Checkout:
         return fake_tools.json_lines(self.pulumi_log)
 
 
+@pytest.fixture(scope="module")
+def dev_cost() -> dict:
+    """The monthlyCost output the program makes for the dev stack (tests/fake_digitalocean.py's prices)."""
+    return cost_of(stack_config("dev"))
+
+
 @pytest.fixture
-def checkout(tmp_path) -> Checkout:
+def checkout(tmp_path, dev_cost) -> Checkout:
     root = copy_repo(tmp_path / "repo")
-    installed = Checkout(root, tmp_path / "pulumi.log", tmp_path / "ambient")
-    fake_tools.pulumi(installed.pulumi_bin / "pulumi", installed.pulumi_log, {"kubeconfigs": KUBECONFIGS})
+    installed = Checkout(root, tmp_path / "pulumi.log", tmp_path / "ambient", {"kubeconfigs": KUBECONFIGS, "monthlyCost": dev_cost})
+    fake_tools.pulumi(installed.pulumi_bin / "pulumi", installed.pulumi_log, installed.outputs)
     fake_tools.executable(installed.doctl_dir / "doctl", "#!/bin/sh\nexit 0\n")
     for other in ("pulumi", "doctl"):
         fake_tools.executable(installed.ambient / other, "#!/bin/sh\necho 'not the pinned one' >&2\nexit 1\n")
@@ -134,14 +143,20 @@ def test_every_target_runs_the_pinned_pulumi_and_doctl_ahead_of_any_other(checko
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_deploy_selects_or_creates_the_stack_then_runs_up(checkout):
+def test_deploy_selects_or_creates_the_stack_then_runs_up_and_prints_what_it_costs(checkout):
     result = checkout.make("deploy", "STACK=dev", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
     assert result.returncode == 0, result.stderr
     assert [call["args"] for call in checkout.pulumi_calls()] == [
         ["stack", "select", "--create", "dev", "--non-interactive"],
         # A failed step skips what depends on it, not the other regions' pending steps.
         ["up", "--stack", "dev", "--yes", "--diff", "--continue-on-error"],
+        ["stack", "output", "--stack", "dev", "--json"],
     ]
+    # The last thing it prints: the deployed stack's cost, as a table.
+    table = result.stdout[result.stdout.index("Monthly cost:"):].splitlines()
+    assert table[1].split() == ["cluster", "item", "count", "unit/month", "month"]
+    assert table[2].split() == ["west", "worker", "nodes", "s-2vcpu-4gb", "2", "$24.00", "$48.00"]
+    assert "total: $156.00 a month (about $0.2321 an hour), in USD" in table
 
 
 def test_destroy_refreshes_first_so_that_an_interrupted_destroy_can_run_again(checkout):
@@ -153,6 +168,12 @@ def test_destroy_refreshes_first_so_that_an_interrupted_destroy_can_run_again(ch
         ["stack", "select", "dev", "--non-interactive"],
         ["destroy", "--stack", "dev", "--refresh"],
     ]
+
+
+def test_a_failed_deploy_prints_no_cost(checkout):
+    fake_tools.executable(checkout.pulumi_bin / "pulumi", "#!/bin/sh\n[ \"$1\" = up ] && exit 255\nexit 0\n")
+    result = checkout.make("deploy", "STACK=dev", DIGITALOCEAN_TOKEN=TOKEN, PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0 and "Monthly cost" not in result.stdout
 
 
 def test_kubeconfig_writes_the_clusters_secret_free_kubeconfig_and_says_how_to_use_it(checkout):
@@ -191,7 +212,7 @@ json.dump({{"args": sys.argv[1:], "stdin": json.load(sys.stdin), "doctl": shutil
     (output,) = [call for call in checkout.pulumi_calls() if call["args"][:2] == ["stack", "output"]]
     assert "--show-secrets" not in output["args"], "no output is secret: nothing needs decrypting"
     seen = json.loads((checkout.root / "verify.json").read_text())
-    assert seen["args"] == module and seen["stdin"] == {"kubeconfigs": KUBECONFIGS}
+    assert seen["args"] == module and seen["stdin"] == checkout.outputs
     assert seen["doctl"] == str(checkout.doctl_dir / "doctl") and seen["token"] == TOKEN_SHA256
 
 
@@ -277,7 +298,7 @@ def test_a_salted_stack_in_pulumi_cloud_deploys_with_its_passphrase(checkout, gi
         passphrase_file.write_text("the-stacks-passphrase\n")
     result = checkout.make("deploy", **env)
     assert result.returncode == 0, result.stderr
-    (select, up) = checkout.pulumi_calls()
+    (select, up, _output) = checkout.pulumi_calls()
     assert up["args"][0] == "up"
     assert (up["passphrase_set"], up["passphrase_file"]) == ((True, None) if given == "variable" else (False, str(passphrase_file)))
 

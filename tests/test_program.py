@@ -94,7 +94,7 @@ def test_no_kubeconfig_carries_the_7_day_token_or_any_credential(seed):
 def test_stack_outputs(seed):
     fakes, result = seed
     outputs = result.outputs
-    assert set(outputs) == {"clusters", "kubeconfigs", "trustAnchorPem", "issuerExpiry", "issuerRenewBeforeHours", "gatewayAddresses", "mirroredServices", "links", "exports"}
+    assert set(outputs) == {"clusters", "kubeconfigs", "trustAnchorPem", "issuerExpiry", "issuerRenewBeforeHours", "gatewayAddresses", "mirroredServices", "links", "exports", "monthlyCost"}
     assert outputs["issuerRenewBeforeHours"] == 1440  # verify reads the renewal window from here
     assert result.secret_outputs == set()
     for name, region in (("west", "sfo3"), ("east", "syd1")):

@@ -11,8 +11,10 @@ the findings do not depend on the machine.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import fake_github
+from tests.harness import stack_config
 from tests.makefile import variable as makefile_variable
+from tests.program import cost_of, seed_with
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -364,6 +369,40 @@ def test_the_preview_fails_on_any_other_backend_error(tmp_path):
         _step_run("preview.yml", "preview", "Check that the stack exists"), tmp_path, {"pulumi": "echo 'error: 403 Forbidden' >&2; exit 255"}, {"STACK": "dev"}
     )
     assert result.returncode == 1 and "403 Forbidden" in result.stderr and output == ""
+
+
+def test_the_cost_comment_reads_the_deployed_cost_and_the_file_the_preview_writes():
+    steps = {step.get("name"): step for step in _load("preview.yml")["jobs"]["preview"]["steps"]}
+    names = list(steps)
+    assert names.index("Read the deployed cost") < names.index("pulumi preview") < names.index("Comment the monthly cost")
+    written = steps["pulumi preview"]["env"]["MONTHLY_COST_FILE"].replace("${{ runner.temp }}", "$RUNNER_TEMP")
+    assert written == "$RUNNER_TEMP/monthly-cost.json" and f'--after "{written}"' in steps["Comment the monthly cost"]["run"]
+    assert '> "$RUNNER_TEMP/deployed-outputs.json"' in steps["Read the deployed cost"]["run"]
+    assert '--current "$RUNNER_TEMP/deployed-outputs.json"' in steps["Comment the monthly cost"]["run"]
+    assert "--show-secrets" not in steps["Read the deployed cost"]["run"]
+    comment = steps["Comment the monthly cost"]
+    assert comment["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}", "PR_NUMBER": "${{ github.event.pull_request.number }}"}
+    # It comments only where the preview ran (and so wrote the cost after the change).
+    assert _conjuncts(comment["if"]) == _conjuncts(steps["pulumi preview"]["if"])
+
+
+@pytest.mark.parametrize("deployed", [True, False], ids=["deployed", "never deployed"])
+def test_the_cost_steps_post_now_after_and_the_difference(tmp_path, deployed):
+    now, after = cost_of(stack_config("west-east")), cost_of(seed_with(east={"controlPlaneHa": True}))
+    outputs = {"kubeconfigs": {}, "monthlyCost": now} if deployed else {}
+    env = {"STACK": "west-east", "RUNNER_TEMP": str(tmp_path)}
+    # pkg/cmd/pulumi/stack/stack_output.go, getStackOutputs: `--json` prints every output as one JSON object,
+    # {} for a stack without a root stack resource (never deployed).
+    result, _ = _run_script(_step_run("preview.yml", "preview", "Read the deployed cost"), tmp_path, {"pulumi": f"echo {shlex.quote(json.dumps(outputs))}"}, env)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "monthly-cost.json").write_text(json.dumps(after))  # what the program wrote (tests/test_cost.py)
+    with fake_github.serve() as github:
+        github_env = {"GITHUB_API_URL": github.url, "GITHUB_REPOSITORY": fake_github.REPOSITORY, "PR_NUMBER": "5", "GITHUB_TOKEN": fake_github.TOKEN}
+        result, _ = _run_script(_step_run("preview.yml", "preview", "Comment the monthly cost"), tmp_path, {}, {**env, **github_env})
+        assert result.returncode == 0, result.stderr
+        (comment,) = github.comments[5]
+    summary = "| $636.00 | $676.00 | +$40.00 |" if deployed else "| new (not deployed yet) | $676.00 | +$676.00 |"
+    assert comment["body"].startswith("<!-- monthly-cost:west-east -->") and summary in comment["body"]
 
 
 def test_a_failing_verify_fails_the_run_loudly_after_its_retries(tmp_path):
