@@ -7,39 +7,23 @@ the program does goes unfaked.
 from __future__ import annotations
 
 import base64
+import os
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 import dill
-import grpc
 import pulumi
 import pulumi.dynamic
 import yaml
 from pulumi.runtime import mocks, rpc
 
 from tests.fake_account import DO_TOKEN
-from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
+from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_tls import FakeTls
 from tests.harness import Registration, unwrap
 
 __all__ = ["DO_TOKEN", "FakeCloud"]
-
-
-class InvokeFailed(grpc.RpcError):
-    """How the engine answers an invoke whose provider failed: a gRPC error whose details carry the
-    provider's message (pulumi pkg/resource/deploy/source_eval.go, Invoke: "invocation of <tok>
-    returned an error"); the SDK raises it to the program as a plain Exception."""
-
-    def __init__(self, token: str, message: str):
-        super().__init__(message)
-        self.message = f"invocation of {token} returned an error: {message}"
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNKNOWN
-
-    def details(self) -> str:
-        return self.message
 
 
 class FakeCloud(mocks.Mocks):
@@ -59,12 +43,22 @@ class FakeCloud(mocks.Mocks):
         self.invokes.append((args.token, args.args))
         if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
             return self.digitalocean.get_kubernetes_versions(args.args)
-        if args.token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster":
-            try:
-                return self.digitalocean.get_kubernetes_cluster(args.args)
-            except ProviderError as error:
-                raise InvokeFailed(args.token, str(error)) from None
         raise NotImplementedError(f"no fake for invoke {args.token}")
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """For the length of a run: the account's API served, and doctl pointed at it (doctl reads
+        DIGITALOCEAN_API_URL: viper key `api-url`, doit.go GetGodoClient)."""
+        saved = os.environ.get("DIGITALOCEAN_API_URL")
+        with self.digitalocean.serve_api() as url:
+            os.environ["DIGITALOCEAN_API_URL"] = url
+            try:
+                yield
+            finally:
+                if saved is None:
+                    os.environ.pop("DIGITALOCEAN_API_URL", None)
+                else:
+                    os.environ["DIGITALOCEAN_API_URL"] = saved
 
     def new_resource(self, args: mocks.MockResourceArgs):
         self.registered.append((args.typ, args.name))
