@@ -34,6 +34,7 @@ EXEC_TIMEOUT_SECONDS = 30
 # Plugin (command, args, environment) -> (token, expiry as epoch seconds). client-go caches exec
 # credentials in-process the same way, until they expire or are refused.
 _token_cache: dict[str, tuple[str, float]] = {}
+API_KEY = "BearerToken"
 
 
 class KubeconfigError(Exception):
@@ -74,9 +75,10 @@ class RefreshingApiClient(client.ApiClient):
         if self._refresh is None or getattr(response, "status", None) != 401:
             return response
         response.read()  # releases the connection
-        refused = self.configuration.api_key.get("authorization", "").removeprefix("Bearer ")
+        # Where kubernetes' config loader puts a user's token (config/kube_config.py, _set_config).
+        refused = self.configuration.api_key.get(API_KEY, "").removeprefix("Bearer ")
         authorization = f"Bearer {self._refresh(refused)}"
-        self.configuration.api_key["authorization"] = authorization
+        self.configuration.api_key[API_KEY] = authorization
         headers = {key: value for key, value in (header_params or {}).items() if key.lower() != "authorization"}
         return super().call_api(method, url, {**headers, "authorization": authorization}, *args, **kwargs)
 

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from components.kubeconfigs import exec_kubeconfig
 from tests.fake_account import is_cluster_token
 
 LINK_API = "/apis/multicluster.linkerd.io/v1alpha3"
@@ -178,7 +179,10 @@ class FakeKubeAPI:
         return is_cluster_token(self.doks_cluster_id, token) if self.doks_cluster_id else token == self.token
 
     def kubeconfig(self, token: Optional[str] = None) -> str:
-        """A kubeconfig (YAML text) whose current context talks to this server with token auth."""
+        """A kubeconfig (YAML text) whose current context talks to this server with token auth; for a
+        DOKS cluster without `token`, DigitalOcean's exec form (doctl fetches the token)."""
+        if self.doks_cluster_id and token is None:
+            return exec_kubeconfig(self.name, self.doks_cluster_id, self.url, base64.b64encode(b"unused over http").decode())
         return token_kubeconfig(self.name, self.url, token or self.token)
 
     # Object store.
