@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client as kube_api
 
-from components import doctl
+from components import doctl, kubeconfigs
 from components.kube_client import api_client
 from components.link_credentials import LinkCredentialsProvider
 from components.mirror import MirroredServiceProvider
@@ -171,3 +171,17 @@ def test_find_cluster_reads_an_id_directly_and_a_name_from_the_list():
     assert (by_id.id, by_id.region, by_id.version, by_id.cluster_subnet, by_id.system_pool_size, by_id.ha) == (west.id, "sfo3", "1.33.5-do.0", "172.20.0.0/16", "s-2vcpu-4gb", False)
     assert [pool.name for pool in by_id.node_pools] == ["west-east-west-pool"]
     assert fakes.digitalocean.api_requests[0] == f"/v2/kubernetes/clusters/{west.id}"
+
+
+def test_a_stack_whose_kubeconfigs_predate_the_context_flag_is_updated_in_place(monkeypatch):
+    """Its next `up` rewrites every kubeconfig; the providers follow the cluster id, so nothing is replaced."""
+    fakes = FakeCloud()
+    current = kubeconfigs.doctl_exec
+    with monkeypatch.context() as before:
+        # The exec form as the program wrote it before: without --context.
+        before.setattr(kubeconfigs, "doctl_exec", lambda cluster_id: {**current(cluster_id), "args": [a for a in current(cluster_id)["args"] if a != doctl.CONTEXT_FLAG]})
+        first = run_main(fakes)
+    second = run_main(fakes, prior=first)
+    steps = {r.step for r in second.monitor.registrations.values() if r.step != "same"}
+    assert steps == {"update"}, steps
+    assert all(doctl.CONTEXT_FLAG in kubeconfig for kubeconfig in second.outputs["kubeconfigs"].values())
