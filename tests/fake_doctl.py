@@ -2,7 +2,7 @@
 
 - `kubernetes cluster kubeconfig exec-credential --version=v1beta1 <cluster id>`
   (commands/kubernetes.go, RunKubernetesKubeconfigExecCredential), with doctl's credential cache;
-- `kubernetes cluster list` and `kubernetes cluster get <name|id>`, `--output=json`, against the
+- `kubernetes cluster list` and `kubernetes cluster get <id>`, `--output=json`, against the
   API at DIGITALOCEAN_API_URL (the fake one tests/fake_digitalocean.py serves), paging as doctl does;
 - the global flags `--context`, `--access-token`/`-t`, `--config`/`-c`, `--api-url`, `--output`/`-o`,
   and doctl's rule for which token a command uses (see `context_and_token`).
@@ -162,19 +162,13 @@ def cluster_command(command: str, positional: list[str], flags: dict[str, str], 
         return
     if len(positional) != 1:
         fail("(kubernetes.cluster.get) command is missing required arguments")
-    # commands/kubernetes.go clusterByIDorName: a UUID is fetched, anything else is a name looked up in the list.
+    # commands/kubernetes.go clusterByIDorName: a UUID is fetched (GET /v2/kubernetes/clusters/<id>);
+    # a name is looked up in the list, which the program does itself.
     try:
         uuid.UUID(positional[0])
-        print(json.dumps([api_get(api_url, f"/v2/kubernetes/clusters/{positional[0]}", token)["kubernetes_cluster"]], indent=2))
-        return
     except ValueError:
-        pass
-    matching = [c for c in list_clusters(api_url, token) if c["name"] == positional[0]]
-    if not matching:
-        fail(f'no cluster goes by the name "{positional[0]}"')
-    if len(matching) > 1:
-        fail(f'many clusters go by the name "{positional[0]}", they have the following IDs: [{" ".join(c["id"] for c in matching)}]')
-    print(json.dumps(matching, indent=2))
+        fail("fake doctl: `cluster get <name>` is not faked; the program lists the clusters instead")
+    print(json.dumps([api_get(api_url, f"/v2/kubernetes/clusters/{positional[0]}", token)["kubernetes_cluster"]], indent=2))
 
 
 def main(argv: list[str]) -> None:
