@@ -34,6 +34,7 @@ EXEC_TIMEOUT_SECONDS = 30
 # Plugin (command, args, environment) -> (token, expiry as epoch seconds). client-go caches exec
 # credentials in-process the same way, until they expire or are refused.
 _token_cache: dict[str, tuple[str, float]] = {}
+# Where kubernetes' config loader puts a user's token in the client's configuration (config/kube_config.py, _set_config).
 API_KEY = "BearerToken"
 
 
@@ -75,7 +76,6 @@ class RefreshingApiClient(client.ApiClient):
         if self._refresh is None or getattr(response, "status", None) != 401:
             return response
         response.read()  # releases the connection
-        # Where kubernetes' config loader puts a user's token (config/kube_config.py, _set_config).
         refused = self.configuration.api_key.get(API_KEY, "").removeprefix("Bearer ")
         authorization = f"Bearer {self._refresh(refused)}"
         self.configuration.api_key[API_KEY] = authorization
