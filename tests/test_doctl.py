@@ -16,6 +16,7 @@ from components import doctl, kubeconfigs
 from components.kube_client import api_client
 from components.link_credentials import LinkCredentialsProvider
 from components.mirror import MirroredServiceProvider
+from tests import fake_doctl
 from tests.fake_account import DO_TOKEN, OTHER_ACCOUNT_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
@@ -61,8 +62,6 @@ def test_the_fake_doctl_picks_the_token_by_context_as_doctl_does(user_config_dir
     switch_context(user_config_dir, "work", OTHER_ACCOUNT_TOKEN)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    from tests import fake_doctl
-
     flags = fake_doctl.parse(args)[1]
     assert fake_doctl.context_and_token(flags, fake_doctl.read_config(flags))[1] == token
 
