@@ -214,7 +214,9 @@ destroy: python-version token $(PASSPHRASE) existing-stack
 	$(PULUMI) destroy --stack $(STACK) --refresh
 
 # The kubeconfig holds no secret: kubectl runs doctl, which gets a short-lived token for the
-# cluster with DIGITALOCEAN_ACCESS_TOKEN (or doctl's own login).
+# cluster with DIGITALOCEAN_ACCESS_TOKEN (or, without it, the token `doctl auth init` saved for doctl's
+# default context): the kubeconfig names `--context=default`, so a context chosen with `doctl auth
+# switch` is never used.
 KUBECONFIG_FILE = .kube/$(STACK)-$(CLUSTER).yaml
 kubeconfig: cluster-arg python-version existing-stack
 	@mkdir -p .kube
@@ -224,7 +226,7 @@ kubeconfig: cluster-arg python-version existing-stack
 	@mv $(KUBECONFIG_FILE).new $(KUBECONFIG_FILE)
 	@echo "export KUBECONFIG=$(CURDIR)/$(KUBECONFIG_FILE)"
 	@echo 'export PATH="$(DOCTL_DIR):$$PATH"   # kubectl runs doctl: this is the pinned one'
-	@echo "# and DIGITALOCEAN_ACCESS_TOKEN (or doctl auth init) for doctl's short-lived cluster token"
+	@echo "# and DIGITALOCEAN_ACCESS_TOKEN (or doctl auth init, default context) for doctl's short-lived cluster token"
 
 # The outputs are piped, never written to disk. None is secret (the kubeconfigs run doctl), so
 # verify and the dashboard read them as `make kubeconfig` does, without decrypting anything.

@@ -5,67 +5,18 @@ only make by replacing a cluster, which are refused here with the procedure inst
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.cluster import PROVIDER_CREDENTIALS_SECONDS, doks_name
+from components.cluster import doks_name
 from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
+from components.doctl import DoctlError, LiveCluster, find_clusters
+from components.kube_client import CredentialPluginError, exec_credential_token
+from components.kubeconfigs import doctl_exec
 
-# The getKubernetesCluster data source fails with this when no cluster has the name
-# (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
-CLUSTER_NOT_FOUND = "Unable to find cluster with name"
-# It fails with this when it found the cluster but may not fetch its credentials, which it does on
-# every read (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead): a read-only
-# preview token without kubernetes:access_cluster.
-CREDENTIALS_REFUSED = "Unable to fetch Kubernetes credentials"
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
-
-
-@dataclass(frozen=True)
-class LiveCluster:
-    """A DOKS cluster as it runs now."""
-
-    id: str
-    region: str
-    version: str
-    ha: bool
-    cluster_subnet: str
-    service_subnet: str
-    system_pool_size: Optional[str]
-
-
-class ClusterDetailsRefused(Exception):
-    """The cluster exists, but this token may not read its details."""
-
-
-def find_cluster(name: str) -> Optional[LiveCluster]:
-    """The cluster DOKS knows by `name`, or None; ClusterDetailsRefused in a preview whose token may
-    not read it; any other failure of the lookup is raised."""
-    try:
-        # It fetches the cluster's credentials each time: a token that expires in minutes.
-        found = digitalocean.get_kubernetes_cluster(name=name, kubeconfig_expire_seconds=PROVIDER_CREDENTIALS_SECONDS)
-    except Exception as error:  # the engine reports a failed invoke as a plain Exception
-        if CLUSTER_NOT_FOUND in str(error):
-            return None
-        if CREDENTIALS_REFUSED in str(error) and pulumi.runtime.is_dry_run():
-            raise ClusterDetailsRefused(name) from None
-        raise
-    # The data source lists the built-in pool only, found by a tag it then filters out
-    # (resource_kubernetes_cluster.go, digitaloceanKubernetesClusterRead; kubernetes.go FilterTags);
-    # none for a cluster made outside Pulumi and Terraform.
-    built_in = (found.node_pools or [None])[0]
-    return LiveCluster(
-        id=found.id,
-        region=found.region,
-        version=found.version,
-        ha=bool(found.ha),
-        cluster_subnet=found.cluster_subnet,
-        service_subnet=found.service_subnet,
-        system_pool_size=built_in.size if built_in else None,
-    )
 
 
 def _version_key(slug: str) -> tuple[int, ...]:
@@ -141,22 +92,40 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     return problems
 
 
+def _credentials_refused(live: Mapping[str, Optional[LiveCluster]]) -> dict[str, str]:
+    """Running cluster -> why this token gets no credentials for it (the read-only preview token, which
+    lacks kubernetes:access_cluster), as the kubeconfigs' doctl reports it. The credential fetched
+    here is the one the providers and the waits then use (doctl's cache, and kube_client's)."""
+    refused = {}
+    for name, cluster in live.items():
+        if cluster is None:
+            continue
+        try:
+            exec_credential_token(name, doctl_exec(cluster.id))
+        except CredentialPluginError as error:
+            refused[name] = str(error)
+    return refused
+
+
 def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
     """The version slug to register per cluster: an offered one for a new cluster, the running one
-    otherwise. One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
+    otherwise. One lookup of every cluster by its DOKS name (doctl, which sees the whole account with
+    only kubernetes:read), then the versions, only if a cluster is new."""
     stack = pulumi.get_stack()
-    live: dict[str, Optional[LiveCluster]] = {}
-    unread: list[str] = []
-    for name in config.clusters:
-        try:
-            live[name] = find_cluster(doks_name(stack, name))
-        except ClusterDetailsRefused:
-            unread.append(name)
-    if unread:
+    names = {name: doks_name(stack, name) for name in config.clusters}
+    try:
+        found = find_clusters(names.values())
+    except DoctlError as error:
+        raise pulumi.RunError(f"looking up the account's DOKS clusters failed: {error}") from None
+    live = {name: found[doks] for name, doks in names.items()}
+    refused = _credentials_refused(live)
+    if refused and not pulumi.runtime.is_dry_run():
+        raise pulumi.RunError("this token gets no credentials for the running clusters, so nothing was changed:\n" + "\n".join(f"  - {why}" for why in refused.values()))
+    if refused:
         pulumi.log.warn(
-            f"this token may not read the details of the running clusters {', '.join(unread)} (a read-only preview token, "
-            "without kubernetes:access_cluster): this preview does not check them for changes DOKS would refuse, "
-            "and shows their stored version; `pulumi up` checks them"
+            f"this token gets no credentials for the running clusters {', '.join(refused)} (a read-only preview token, "
+            "without kubernetes:access_cluster): this preview does not look inside them (a moved gateway, re-issued "
+            "link credentials); their region, subnets, pools, HA and version were checked"
         )
     problems = refused_changes(config, live, namespace)
     if problems:
@@ -169,7 +138,5 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
             f"kubernetesVersion {config.kubernetes_version!r} is no longer offered by DOKS: the existing clusters keep running "
             "and are left alone, but a cluster added later needs an offered version (`doctl kubernetes options versions`)"
         )
-    # A running cluster needs no offered version: DOKS may have retired its minor long ago. One whose
-    # version this preview cannot read registers none: the engine puts the stored one in its place
-    # (ignoreChanges, applied before the provider's Check: pulumi pkg/resource/deploy/step_generator.go).
-    return {**{name: cluster.version if cluster else version for name, cluster in live.items()}, **{name: "" for name in unread}}
+    # A running cluster needs no offered version: DOKS may have retired its minor long ago.
+    return {name: cluster.version if cluster else version for name, cluster in live.items()}

@@ -5,6 +5,13 @@ For a user with an exec credential plugin (the clusters' doctl form) the plugin 
 not by the official client: that client logs a failing plugin to stderr and sends the request
 without credentials, so the caller would see a bare 401 (kubernetes/config/kube_config.py,
 `_load_from_exec_plugin`). Here a failing plugin is an error that names the cluster and the fix.
+
+A credential is kept until its expirationTimestamp, and when the API server refuses it (401) the
+client takes a fresh one and sends the request once more, as client-go's exec authenticator
+refreshes on 401 (client-go plugin/pkg/client/auth/exec/exec.go at v0.36.3, roundTripper.RoundTrip
+and maybeRefreshCreds): a wait that outlives its token goes on. Renewing a doctl credential early
+would get the same token back from doctl's cache, so for doctl the refused token is also removed
+from that cache first (components/doctl.py).
 """
 
 from __future__ import annotations
@@ -15,18 +22,20 @@ import json
 import os
 import subprocess
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import yaml
 from kubernetes import client, config
 
+from components import doctl
+
 # doctl asks the DigitalOcean API for the cluster's credentials: a few seconds at most.
 EXEC_TIMEOUT_SECONDS = 30
-# A cached token is renewed this long before it expires.
-EXPIRY_MARGIN_SECONDS = 60
-# Plugin output (command, args, environment) -> (token, expiry as epoch seconds). client-go
-# caches exec credentials in-process the same way, until they expire.
+# Plugin (command, args, environment) -> (token, expiry as epoch seconds). client-go caches exec
+# credentials in-process the same way, until they expire or are refused.
 _token_cache: dict[str, tuple[str, float]] = {}
+# Where kubernetes' config loader puts a user's token in the client's configuration (config/kube_config.py, _set_config).
+API_KEY = "BearerToken"
 
 
 class KubeconfigError(Exception):
@@ -46,32 +55,60 @@ def api_client(kubeconfig: str, exec_timeout_seconds: float = EXEC_TIMEOUT_SECON
         where = f" at line {mark.line + 1}" if mark else ""
         raise KubeconfigError(f"the kubeconfig is not valid YAML{where}") from None
     try:
-        parsed = _with_plugin_token(parsed, exec_timeout_seconds)
-        return config.new_client_from_config_dict(parsed, persist_config=False, client_configuration=client.Configuration(retries=retries))
+        parsed, refresh = _with_plugin_token(parsed, exec_timeout_seconds)
+        configuration = client.Configuration(retries=retries)
+        config.load_kube_config_from_dict(parsed, client_configuration=configuration, persist_config=False)
+        return RefreshingApiClient(configuration, refresh)
     except (config.ConfigException, TypeError, AttributeError, KeyError, StopIteration) as err:
         raise KubeconfigError(f"the kubeconfig is incomplete ({type(err).__name__})") from None
 
 
-def _with_plugin_token(kubeconfig: dict, timeout_seconds: float) -> dict:
-    """The kubeconfig with its current user's exec plugin replaced by the token it returns."""
+class RefreshingApiClient(client.ApiClient):
+    """An ApiClient that, given `refresh` (refused token -> fresh token), answers a 401 by taking a
+    fresh credential and sending the request once more with it; later requests keep the fresh one."""
+
+    def __init__(self, configuration: client.Configuration, refresh: Optional[Callable[[str], str]]):
+        super().__init__(configuration)
+        self._refresh = refresh
+
+    def call_api(self, method: str, url: str, header_params: Optional[dict] = None, *args: Any, **kwargs: Any) -> Any:
+        response = super().call_api(method, url, header_params, *args, **kwargs)
+        if self._refresh is None or getattr(response, "status", None) != 401:
+            return response
+        response.read()  # releases the connection
+        refused = self.configuration.api_key.get(API_KEY, "").removeprefix("Bearer ")
+        authorization = f"Bearer {self._refresh(refused)}"
+        self.configuration.api_key[API_KEY] = authorization
+        headers = {key: value for key, value in (header_params or {}).items() if key.lower() != "authorization"}
+        return super().call_api(method, url, {**headers, "authorization": authorization}, *args, **kwargs)
+
+
+def _with_plugin_token(kubeconfig: dict, timeout_seconds: float) -> tuple[dict, Optional[Callable[[str], str]]]:
+    """The kubeconfig with its current user's exec plugin replaced by the token it returns, and how
+    to get a fresh one in place of a refused one (None without a plugin)."""
     context = next(c["context"] for c in kubeconfig["contexts"] if c["name"] == kubeconfig["current-context"])
     user = next(u for u in kubeconfig["users"] if u["name"] == context["user"])
     if "exec" not in (user.get("user") or {}):
-        return kubeconfig
-    token = exec_credential_token(context["cluster"], user["user"]["exec"], timeout_seconds)
+        return kubeconfig, None
+    plugin = user["user"]["exec"]
+    token = exec_credential_token(context["cluster"], plugin, timeout_seconds)
     users = [u if u is not user else {"name": u["name"], "user": {"token": token}} for u in kubeconfig["users"]]
-    return {**kubeconfig, "users": users}
+    return {**kubeconfig, "users": users}, lambda refused: exec_credential_token(context["cluster"], plugin, timeout_seconds, refused=refused)
 
 
-def exec_credential_token(cluster: str, exec_config: dict, timeout_seconds: float = EXEC_TIMEOUT_SECONDS) -> str:
-    """Runs the plugin as client-go does (the process environment plus the plugin's own `env`)."""
+def exec_credential_token(cluster: str, exec_config: dict, timeout_seconds: float = EXEC_TIMEOUT_SECONDS, refused: Optional[str] = None) -> str:
+    """Runs the plugin as client-go does (the process environment plus the plugin's own `env`).
+    `refused`: the token the API server just refused, which is not served again."""
     command = [exec_config["command"], *(exec_config.get("args") or [])]
     env = {**os.environ, **{item["name"]: item["value"] for item in exec_config.get("env") or []}}
     env["KUBERNETES_EXEC_INFO"] = json.dumps({"apiVersion": exec_config["apiVersion"], "kind": "ExecCredential", "spec": {"interactive": False}})
     key = hashlib.sha256(json.dumps([command, sorted(env.items())]).encode()).hexdigest()
     cached = _token_cache.get(key)
-    if cached and cached[1] > time.time() + EXPIRY_MARGIN_SECONDS:
+    if cached and cached[0] != refused and cached[1] > time.time():
         return cached[0]
+    cluster_id = doctl.exec_credential_cluster(command)
+    if refused and cluster_id:
+        doctl.forget_cached_credential(cluster_id, refused, env)
     shown = " ".join(command)
     try:
         done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_seconds)
@@ -83,7 +120,7 @@ def exec_credential_token(cluster: str, exec_config: dict, timeout_seconds: floa
     except subprocess.TimeoutExpired:
         raise CredentialPluginError(f"cluster {cluster!r}: the credential plugin `{shown}` did not answer within {timeout_seconds:g}s") from None
     if done.returncode != 0:
-        said = _redacted(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no message", env)
+        said = doctl.redacted(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no message", env)
         raise CredentialPluginError(f"cluster {cluster!r}: the credential plugin `{shown}` failed (exit {done.returncode}: {said}); {_hint(command, env)}")
     try:
         status = json.loads(done.stdout)["status"]
@@ -105,14 +142,6 @@ def _hint(command: list[str], env: dict[str, str]) -> str:
         "DigitalOcean refused DIGITALOCEAN_ACCESS_TOKEN for this cluster: check that the token is valid, belongs to the "
         "account that owns the cluster and may access Kubernetes clusters, and that the cluster still exists"
     )
-
-
-def _redacted(text: str, env: dict[str, str]) -> str:
-    """A plugin's message, without any token from our environment and kept short."""
-    for name in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"):
-        if env.get(name):
-            text = text.replace(env[name], "***")
-    return text[:300]
 
 
 def _epoch(timestamp: Optional[str]) -> Optional[float]:

@@ -9,10 +9,20 @@ ACCOUNT_TOKENS = frozenset({DO_TOKEN, ROTATED_DO_TOKEN})
 # A custom-scoped read-only token, as previews use (docs/security.md, "The preview token"): it may read the
 # account's clusters but not fetch their credentials (no kubernetes:access_cluster scope).
 PREVIEW_TOKEN = "dop_v1_fake_read_only_preview_token_for_tests"
+# The token of another account, as a `doctl auth init --context <name>` would have stored it.
+OTHER_ACCOUNT_TOKEN = "dop_v1_fake_token_of_another_account"
 # GET /v2/kubernetes/clusters/<id>/credentials issues a token valid for 7 days unless asked otherwise.
 CLUSTER_TOKEN_SECONDS = 7 * 24 * 3600
 
 
-def cluster_token(cluster_id: str) -> str:
-    """The token exec-credential prints for a cluster; that cluster's API server accepts it."""
-    return f"doks-exec-credential-token.{cluster_id}"
+CLUSTER_TOKEN_PREFIX = "doks-exec-credential-token."
+
+
+def cluster_token(cluster_id: str, serial: str) -> str:
+    """A token DigitalOcean issues for a cluster (each fetch a new one, told apart by `serial`)."""
+    return f"{CLUSTER_TOKEN_PREFIX}{cluster_id}.{serial}"
+
+
+def is_cluster_token(cluster_id: str, token: str) -> bool:
+    """Whether DigitalOcean issued `token` for this cluster; whether it has expired is the API server's to say."""
+    return token.startswith(f"{CLUSTER_TOKEN_PREFIX}{cluster_id}.")

@@ -7,6 +7,7 @@ the program does goes unfaked.
 from __future__ import annotations
 
 import base64
+import os
 from contextlib import ExitStack, contextmanager
 from typing import Iterator, Optional
 
@@ -62,16 +63,27 @@ class FakeCloud(mocks.Mocks):
         self.invokes.append((args.token, args.args))
         if args.token == "digitalocean:index/getKubernetesVersions:getKubernetesVersions":
             return self.digitalocean.get_kubernetes_versions(args.args)
-        lookups = {
-            "digitalocean:index/getKubernetesCluster:getKubernetesCluster": self.digitalocean.get_kubernetes_cluster,
-            "digitalocean:index/getSizes:getSizes": self.digitalocean.get_sizes,
-        }
-        if args.token in lookups:
+        if args.token == "digitalocean:index/getSizes:getSizes":
             try:
-                return lookups[args.token](args.args)
+                return self.digitalocean.get_sizes(args.args)
             except ProviderError as error:
                 raise InvokeFailed(args.token, str(error)) from None
         raise NotImplementedError(f"no fake for invoke {args.token}")
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """For the length of a run: the account's API served, and doctl pointed at it (doctl reads
+        DIGITALOCEAN_API_URL: viper key `api-url`, doit.go GetGodoClient)."""
+        saved = os.environ.get("DIGITALOCEAN_API_URL")
+        with self.digitalocean.serve_api() as url:
+            os.environ["DIGITALOCEAN_API_URL"] = url
+            try:
+                yield
+            finally:
+                if saved is None:
+                    os.environ.pop("DIGITALOCEAN_API_URL", None)
+                else:
+                    os.environ["DIGITALOCEAN_API_URL"] = saved
 
     def new_resource(self, args: mocks.MockResourceArgs):
         self.registered.append((args.typ, args.name))

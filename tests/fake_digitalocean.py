@@ -1,11 +1,12 @@
-"""A DigitalOcean fake: the versions and cluster lookups, DOKS clusters and node pools, as the API
-returns them and with the refusals it makes.
+"""A DigitalOcean fake: the versions lookup, DOKS clusters and node pools, as the API returns them
+and with the refusals it makes, and the account's clusters served over HTTP as the API lists them
+(`serve_api`: GET /v2/kubernetes/clusters, paged, and /v2/kubernetes/clusters/<id>), which the fake
+doctl reads.
 
 A cluster comes back with an id, an HTTPS endpoint, and `kubeConfigs` holding the cluster CA
 (base64 PEM, a real certificate) and a token that expires after `kubeconfigExpireSeconds` (7 days
-when unset or 0), the one a stack must never build on; the cluster lookup fetches such
-credentials too. `kubeConfigs` is plain state here; the recording monitor marks it
-secret because the SDK lists it in additionalSecretOutputs.
+when unset or 0), the one a stack must never build on. `kubeConfigs` is plain state here; the
+recording monitor marks it secret because the SDK lists it in additionalSecretOutputs.
 
 Mocks do not diff, so which input changes replace a resource is stated here as data
 (`CLUSTER_REPLACED_BY`, `NODE_POOL_REPLACED_BY`) for the tests to check a change against.
@@ -17,13 +18,19 @@ import base64
 import datetime as dt
 import functools
 import ipaddress
+import json
+import math
 import os
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Optional
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator, Optional
+from urllib.parse import parse_qs, urlsplit
 
 from tests.certificates import pem, self_signed_ca
-from tests.fake_account import ACCOUNT_TOKENS, PREVIEW_TOKEN
+from tests.fake_account import ACCOUNT_TOKENS, OTHER_ACCOUNT_TOKEN, PREVIEW_TOKEN
 
 # What `doctl kubernetes options versions` lists today: newest first, with DigitalOcean's suffix.
 # Retired minors (1.33 left upstream support in June 2026) are absent: DOKS creates nothing on them.
@@ -32,6 +39,9 @@ DOKS_VERSIONS = ["1.36.2-do.0", "1.35.6-do.1", "1.35.5-do.0", "1.34.9-do.0"]
 # (doctl commands/kubernetes.go, --cluster-subnet / --service-subnet).
 OVERLAY_SUBNETS = ("10.244.0.0/16", "10.245.0.0/16")
 DEFAULT_POOL_TAG = "terraform:default-node-pool"
+# The list endpoints' paging: per_page defaults to 20, at most 200 (DigitalOcean OpenAPI,
+# specification/shared/parameters.yml, per_page).
+PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 200
 
 
 def _size(slug: str, vcpus: int, memory_mb: int, disk_gb: int, transfer_tb: float, price_monthly: float, price_hourly: float) -> dict:
@@ -126,10 +136,10 @@ class FakeDigitalOcean:
         self.clusters: dict[str, dict] = {}
         # DOKS names whose cluster a test replaced out of band (a new id under the same name).
         self.generations: dict[str, int] = {}
-        # What the API answers every lookup with instead, when a test sets it (e.g. a 401).
-        self.api_error: Optional[str] = None
         # GET /v2/sizes: what a test's account lists.
         self.sizes: list[dict] = [dict(size) for size in DROPLET_SIZES]
+        # Paths and queries of every request to the served API, authorized or not.
+        self.api_requests: list[str] = []
 
     def add_existing(self, name: str, region: str, version: str, *, ha: bool = False, cluster_subnet: str = OVERLAY_SUBNETS[0], service_subnet: str = OVERLAY_SUBNETS[1], system_pool_size: str = "s-2vcpu-4gb") -> DoksRecord:
         """A cluster that exists before the run (made by an earlier `pulumi up`, or by hand)."""
@@ -163,8 +173,6 @@ class FakeDigitalOcean:
         """The getSizes data source: every page of GET /v2/sizes (terraform-provider-digitalocean
         digitalocean/size/datasource_sizes.go, getDigitalOceanSizes), flattened and then filtered by
         internal/datalist (a filter keeps a record whose `key` equals any of its `values`)."""
-        if self.api_error:
-            raise ProviderError(f"Error retrieving sizes: {self.api_error}")
         # GET /v2/sizes needs sizes:read (openapi sizes_list.yml, security). A custom token with
         # kubernetes:read has it: kubernetes:read requires sizes:read and regions:read
         # (docs.digitalocean.com/reference/api/scopes/kubernetes/read/), so the preview token may.
@@ -193,59 +201,87 @@ class FakeDigitalOcean:
             "gpuInfos": [],
         }
 
-    def get_kubernetes_cluster(self, args: dict) -> dict:
-        if self.api_error:
-            raise ProviderError(f"Error listing Kubernetes clusters: {self.api_error}")
-        record = self.accounts_clusters.get(args["name"])
-        if record is None:
-            # datasource_kubernetes_cluster.go: the data source fails when no cluster has the name.
-            raise ProviderError(f"Unable to find cluster with name: {args['name']}")
-        # The data source also fetches the cluster's credentials, each time (resource_kubernetes_cluster.go,
-        # digitaloceanKubernetesClusterRead: GetCredentials), which needs the kubernetes:access_cluster scope.
-        if (os.environ.get("DIGITALOCEAN_TOKEN") or os.environ.get("DIGITALOCEAN_ACCESS_TOKEN")) == PREVIEW_TOKEN:
-            raise ProviderError(
-                f"Unable to fetch Kubernetes credentials: GET https://api.digitalocean.com/v2/kubernetes/clusters/{record.id}/credentials: "
-                "403 You are not authorized to perform this operation"
-            )
-        # The data source lists the built-in pool only (the one tagged terraform:default-node-pool),
-        # and without its `terraform:`/`k8s` tags (resource_kubernetes_cluster.go,
-        # digitaloceanKubernetesClusterRead; kubernetes.go, flattenNodePool and FilterTags).
-        built_in = record.system_pool if DEFAULT_POOL_TAG in record.system_pool.get("tags", []) else None
-        pools = [{**built_in, "tags": [t for t in built_in["tags"] if not t.startswith(("terraform:", "k8s:")) and t != "k8s"]}] if built_in else []
-        return {
+    @staticmethod
+    def _api_pool(pool: dict, cluster_id: str) -> dict:
+        # DOKS adds its own tags to every pool's (as doctl shows them; the provider filters them out).
+        return {"id": pool.get("id", ""), "name": pool["name"], "size": pool["size"], "count": int(pool.get("nodeCount", 1)), "tags": [*pool.get("tags", []), "k8s", f"k8s:{cluster_id}", "k8s:worker"]}
+
+    def api_cluster(self, record: DoksRecord) -> dict:
+        """A cluster as GET /v2/kubernetes/clusters returns it (godo KubernetesCluster's JSON: `omitempty`
+        leaves out false and empty fields, `ha` among them)."""
+        cluster = {
             "id": record.id,
             "name": record.name,
             "region": record.region,
             "version": record.version,
-            "ha": record.ha,
-            "clusterSubnet": record.cluster_subnet,
-            "serviceSubnet": record.service_subnet,
-            "vpcUuid": self._vpc(record.region),
-            "endpoint": record.endpoint,
-            "status": "running",
-            "tags": [],
-            "nodePools": [self._pool_result(pool) for pool in pools],
-            "kubeConfigs": _credentials(record.endpoint, _cluster_ca(record.name), f"doks-credentials-token-{record.id}", args.get("kubeconfigExpireSeconds")),
+            "cluster_subnet": record.cluster_subnet,
+            "service_subnet": record.service_subnet,
+            "vpc_uuid": self._vpc(record.region),
+            "endpoint": record.endpoint or f"https://{record.id}.k8s.ondigitalocean.com",
+            "node_pools": [self._api_pool(pool, record.id) for pool in (record.system_pool, *record.pools.values())],
+            "auto_upgrade": True,
+            "status": {"state": "running"},
         }
+        return {**cluster, "ha": True} if record.ha else cluster
 
-    @staticmethod
-    def _pool_result(pool: dict) -> dict:
-        count = int(pool.get("nodeCount", 1))
-        return {
-            "id": pool.get("id", str(uuid.uuid4())),
-            "name": pool["name"],
-            "size": pool["size"],
-            "nodeCount": count,
-            "actualNodeCount": count,
-            "autoScale": False,
-            "minNodes": 0,
-            "maxNodes": 0,
-            "gpuPartitionMode": "",
-            "labels": {},
-            "tags": pool.get("tags", []),
-            "taints": pool.get("taints", []),
-            "nodes": [],
-        }
+    def _api_answer(self, path: str, authorization: str) -> tuple[int, dict]:
+        self.api_requests.append(path)
+        url = urlsplit(path)
+        token = authorization.removeprefix("Bearer ")
+        # Listing or reading clusters needs kubernetes:read, which the preview token has too; another
+        # account's token sees that account's clusters (none here).
+        if token not in ACCOUNT_TOKENS | {PREVIEW_TOKEN, OTHER_ACCOUNT_TOKEN}:
+            return 401, {"id": "Unauthorized", "message": "Unable to authenticate you", "request_id": "fake-request"}
+        records = list(self.accounts_clusters.values()) if token != OTHER_ACCOUNT_TOKEN else []
+        if url.path == "/v2/kubernetes/clusters":
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            page, per_page = int(query.get("page", 1)), int(query.get("per_page", PER_PAGE_DEFAULT))
+            if not 1 <= per_page <= PER_PAGE_MAX:
+                return 400, {"id": "bad_request", "message": f"per_page must be between 1 and {PER_PAGE_MAX}", "request_id": "fake-request"}
+            last = max(1, math.ceil(len(records) / per_page))
+            body = {"kubernetes_clusters": [self.api_cluster(r) for r in records[(page - 1) * per_page : page * per_page]], "meta": {"total": len(records)}}
+            if last > 1:
+                link = f"https://api.digitalocean.com/v2/kubernetes/clusters?page={{}}&per_page={per_page}"
+                pages = {"first": link.format(1), "last": link.format(last)}
+                if page > 1:
+                    pages["prev"] = link.format(page - 1)
+                if page < last:
+                    pages["next"] = link.format(page + 1)
+                body["links"] = {"pages": pages}
+            return 200, body
+        found = next((r for r in records if url.path == f"/v2/kubernetes/clusters/{r.id}"), None)
+        if found is None:
+            return 404, {"id": "not_found", "message": "The resource you were accessing could not be found.", "request_id": "fake-request"}
+        return 200, {"kubernetes_cluster": self.api_cluster(found)}
+
+    @contextmanager
+    def serve_api(self) -> Iterator[str]:
+        """The account's clusters at a local URL (what DIGITALOCEAN_API_URL points doctl at), while in use."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                code, body = fake._api_answer(self.path, self.headers.get("Authorization", ""))
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, args=(0.01,), name="fake-digitalocean-api", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
 
     @staticmethod
     def _vpc(region: str) -> str:

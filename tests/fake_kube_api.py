@@ -2,8 +2,9 @@
 
 It serves GETs of the real API paths from an in-memory dict `objects` (path -> JSON), lists
 objects (of a namespace or of all) with a `labelSelector`, answers 404 with a `Status` object for anything
-missing, and requires the bearer token of the kubeconfig it hands out (or the one it is given: a
-cluster's exec-credential token). It takes creates, replaces, deletes and merge patches of single
+missing, and requires the bearer token of the kubeconfig it hands out (or the one it is given), or,
+for a DOKS cluster (`doks_cluster_id`), any token DigitalOcean issued for that cluster that has not
+expired (`expired_tokens`: a test lets one expire while a client holds it). It takes creates, replaces, deletes and merge patches of single
 objects as the API server does (409 on a create of an existing object, 404 on the others of a
 missing one) and logs them in `writes`. A pod's ports can be
 served by in-process handlers (`put_pod(listeners=...)`), reachable as the real API server makes
@@ -33,6 +34,9 @@ from typing import BinaryIO, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from components.kubeconfigs import exec_kubeconfig
+from tests.fake_account import is_cluster_token
 
 LINK_API = "/apis/multicluster.linkerd.io/v1alpha3"
 NAMED_OBJECT = re.compile(r"/namespaces/[^/]+/(?P<plural>[^/]+)/(?P<name>[^/]+)$")
@@ -187,9 +191,13 @@ def _invalid_on_create(plural: str, name: str, obj: dict) -> Optional[Response]:
 class FakeKubeAPI:
     """One fake cluster's API server on 127.0.0.1 and a random free port; use as a context manager."""
 
-    def __init__(self, name: str = "fake", token: Optional[str] = None):
+    def __init__(self, name: str = "fake", token: Optional[str] = None, doks_cluster_id: Optional[str] = None):
         self.name = name
         self.token = token or secrets.token_hex(16)
+        self.doks_cluster_id = doks_cluster_id
+        self.expired_tokens: set[str] = set()
+        # Called with each request's path before it is answered: a test's way to act mid-wait.
+        self.on_request: Optional[Callable[[str], None]] = None
         self.objects: dict[str, dict] = {}
         self.requests: list[str] = []  # path and query of every request, authorized or not
         # (method, object path, the object afterwards or None) of every accepted write, in order.
@@ -221,8 +229,18 @@ class FakeKubeAPI:
         if self._thread:
             self._thread.join()
 
+    def accepts(self, authorization: Optional[str]) -> bool:
+        token = (authorization or "").removeprefix("Bearer ")
+        if not (authorization or "").startswith("Bearer ") or token in self.expired_tokens:
+            return False
+        # DOKS takes the tokens DigitalOcean issues for the cluster until they expire.
+        return is_cluster_token(self.doks_cluster_id, token) if self.doks_cluster_id else token == self.token
+
     def kubeconfig(self, token: Optional[str] = None) -> str:
-        """A kubeconfig (YAML text) whose current context talks to this server with token auth."""
+        """A kubeconfig (YAML text) whose current context talks to this server with token auth; for a
+        DOKS cluster without `token`, DigitalOcean's exec form (doctl fetches the token)."""
+        if self.doks_cluster_id and token is None:
+            return exec_kubeconfig(self.name, self.doks_cluster_id, self.url, base64.b64encode(b"unused over http").decode())
         return token_kubeconfig(self.name, self.url, token or self.token)
 
     # Object store.
@@ -472,8 +490,10 @@ class FakeKubeAPI:
     def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None, content_type: str = "") -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
+        if self.on_request:
+            self.on_request(raw_path)
         # A token no authenticator accepts: 401 with a Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
-        if authorization != f"Bearer {self.token}":
+        if not self.accepts(authorization):
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
         url = urlsplit(raw_path)
         path = unquote(url.path)

@@ -38,7 +38,7 @@ import yaml
 from components.kube_client import CredentialPluginError, exec_credential_token
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_charts, fake_crds
-from tests.fake_account import cluster_token
+from tests.fake_account import is_cluster_token
 from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean
 from tests.fake_kube_api import FakeKubeAPI, apply_labels, core_path
@@ -196,7 +196,7 @@ class FakeKubernetes:
             token = exec_credential_token(cluster.short, yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"])
         except CredentialPluginError as error:
             raise Exception(f"getting credentials: exec: executable doctl failed: {error}") from None
-        if token != cluster_token(cluster.cluster_id):
+        if not is_cluster_token(cluster.cluster_id, token):
             raise Exception(f"Unauthorized: the API server of {cluster.name} refused the token")
         return cluster
 
@@ -298,7 +298,7 @@ class FakeKubernetes:
     def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
         """A fake API server holding what `cluster` has produced by now; what is written to it
         (or deleted through it) stays so in the cluster."""
-        with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
+        with FakeKubeAPI(cluster.name, doks_cluster_id=cluster.cluster_id) as api:
             api.objects.update(cluster.produced)
             services = set()  # paths of the cluster's own Services: kept in `objects`, not `produced`
             for rendered in cluster.rendered.values():

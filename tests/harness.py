@@ -11,6 +11,7 @@ engine does, it diffs what exists, and deletes what the program no longer regist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import runpy
@@ -237,8 +238,11 @@ def run(
     ROOT.set(None)
     monitor = RecordingMonitor(fakes, prior.monitor if prior else None)
     mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # What the fakes serve to the program's own tools (the DigitalOcean API that doctl reads) during the run.
+    serving = getattr(fakes, "serving", contextlib.nullcontext)
     try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+        with serving():
+            _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
     except BaseException:
         _finish_pending_work()
         raise

@@ -88,12 +88,13 @@ def test_provider_kubeconfig_runs_doctl_for_this_cluster_and_holds_no_credential
     (provider,) = result.monitor.of_type(PROVIDER)
     kubeconfig = yaml.safe_load(unwrap(provider.inputs["kubeconfig"]))
     state = unwrap(cluster.state)
-    # DigitalOcean's exec form, as `doctl kubernetes cluster kubeconfig save` writes it.
+    # DigitalOcean's exec form, as `doctl kubernetes cluster kubeconfig save` writes it, in doctl's
+    # default context (the one that takes DIGITALOCEAN_ACCESS_TOKEN).
     assert kubeconfig["users"][0]["user"] == {
         "exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1",
             "command": "doctl",
-            "args": ["kubernetes", "cluster", "kubeconfig", "exec-credential", "--version=v1beta1", fakes.digitalocean.clusters[state["endpoint"]]["id"]],
+            "args": ["kubernetes", "cluster", "kubeconfig", "exec-credential", "--version=v1beta1", "--context=default", fakes.digitalocean.clusters[state["endpoint"]]["id"]],
             "interactiveMode": "Never",
         }
     }

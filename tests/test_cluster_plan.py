@@ -11,11 +11,13 @@ import pulumi
 import pytest
 
 import components.linkerd
+from components.cluster_plan import plan_clusters
+from components.config import load_config
 from tests.fake_account import PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
 from tests.fake_kubernetes import FakeKubernetes
-from tests.harness import PROJECT, run_main, stack_config
+from tests.harness import PROJECT, run, run_main, stack_config
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
@@ -35,11 +37,14 @@ def versions_of(result) -> dict[str, str]:
     return {r.inputs["name"]: r.inputs["version"] for r in result.monitor.of_type(CLUSTER)}
 
 
-def test_a_failed_lookup_is_not_taken_for_an_absent_cluster():
+def test_a_failed_lookup_is_not_taken_for_an_absent_cluster(monkeypatch):
     fakes = FakeCloud()
-    fakes.digitalocean.api_error = "GET https://api.digitalocean.com/v2/kubernetes/clusters: 401 Unable to authenticate you"
-    with pytest.raises(Exception, match=r"401 Unable to authenticate you"):
-        run_main(fakes, config=TOKEN)
+    existing(fakes, "west")
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", "dop_v1_revoked_token")
+    # The lookup alone: the whole program would stop earlier, at the sizes the cost reads.
+    with pytest.raises(pulumi.RunError, match=r"looking up the account's DOKS clusters failed: `doctl kubernetes cluster list --output=json --context=default` failed \(exit 1: Error: GET .*/v2/kubernetes/clusters\?page=1&per_page=200: 401 .* Unable to authenticate you\)") as raised:
+        run(fakes, lambda: plan_clusters(load_config(), PROJECT), stack_config("west-east"), stack="west-east")
+    assert "dop_v1_revoked_token" not in str(raised.value)
     assert fakes.registered == []
 
 
@@ -62,18 +67,25 @@ def test_a_retired_pin_only_warns_while_every_cluster_runs(caplog):
     assert "kubernetesVersion '1.33' is no longer offered by DOKS: the existing clusters keep running" in caplog.text
 
 
-def test_a_preview_with_the_read_only_token_plans_without_the_running_clusters_details(monkeypatch, caplog):
+def test_a_preview_with_the_read_only_token_checks_the_running_clusters_but_cannot_look_inside(monkeypatch, caplog):
     fakes = FakeCloud()
     existing(fakes, "west")
-    # The cluster lookup also fetches credentials, which the preview token may not.
+    # The lookup needs kubernetes:read only; the cluster credentials need kubernetes:access_cluster, which it lacks.
     monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
     with caplog.at_level("WARNING"):
         preview = run_main(fakes, config=TOKEN, preview=True)
-    assert "may not read the details of the running clusters west" in caplog.text
-    assert versions_of(preview) == {"west-east-west": "", "west-east-east": DOKS_VERSIONS[0]}
-    # An `up` needs what it cannot check: it stops at the lookup.
-    with pytest.raises(Exception, match=r"Unable to fetch Kubernetes credentials: .* 403"):
+    assert "this token gets no credentials for the running clusters west (a read-only preview token" in caplog.text
+    assert versions_of(preview) == {"west-east-west": "1.33.5-do.0", "west-east-east": DOKS_VERSIONS[0]}
+    # It still sees what DOKS would refuse.
+    existing(fakes, "west", region="nyc1")
+    with pytest.raises(pulumi.RunError, match=r"clusters.west.region: west has nyc1"):
+        run_main(fakes, config=TOKEN, preview=True)
+    # An `up` needs what it cannot check: it stops before anything is registered.
+    existing(fakes, "west")
+    fakes.registered.clear()
+    with pytest.raises(pulumi.RunError, match=r"this token gets no credentials for the running clusters, so nothing was changed:\n  - cluster 'west': .*You are not authorized"):
         run_main(fakes, config=TOKEN)
+    assert fakes.registered == []
 
 
 def test_a_new_cluster_beside_a_running_one_gets_the_newest_offered_version():

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import json
 import re
+import shutil
 import threading
 from typing import Any, Iterator
 
@@ -18,7 +19,7 @@ from components.kube_client import CredentialPluginError, api_client
 from components.link_credentials import LinkCredentialsProvider
 from components.kubeconfigs import exec_kubeconfig
 from kubernetes import client as kube_api
-from tests.fake_account import DO_TOKEN, PREVIEW_TOKEN, ROTATED_DO_TOKEN, cluster_token
+from tests.fake_account import CLUSTER_TOKEN_PREFIX, DO_TOKEN, PREVIEW_TOKEN, ROTATED_DO_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import FakeKubeAPI, core_path
 from tests.harness import PROJECT, run_main, stack_config, unwrap
@@ -82,14 +83,13 @@ def kubeconfig_users(text: str) -> list[dict]:
 def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(seed):
     fakes, result = seed
     east = fakes.kubernetes.cluster_named("east")
-    cluster_tokens = {cluster_token(c.cluster_id) for c in fakes.kubernetes.clusters.values()}
     remote_access = east.remote_access_token(account("west"))
     kubeconfigs = 0
     for where, value in stored(result):
         for text in strings(value):
             assert DO_TOKEN not in text, f"the DigitalOcean account token is stored in {where}"
             assert remote_access not in text, f"west's remote-access token is stored in {where}"
-            assert not any(token in text for token in cluster_tokens), f"a cluster token from doctl is stored in {where}"
+            assert CLUSTER_TOKEN_PREFIX not in text, f"a cluster token from doctl is stored in {where}"
             for user in kubeconfig_users(text):
                 kubeconfigs += 1
                 assert not CREDENTIAL_FIELDS & set(user), f"the kubeconfig in {where} holds a credential: {sorted(CREDENTIAL_FIELDS & set(user))}"
@@ -104,15 +104,13 @@ def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(se
         assert dt.datetime.fromisoformat(credentials["expiresAt"]) - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(minutes=10)
 
 
-def test_the_cluster_lookup_fetches_credentials_that_expire_within_minutes():
-    # The lookup's data source fetches a cluster's credentials each time it runs; nothing keeps
-    # them, and they should not outlive the run by days.
+def test_the_cluster_lookup_lists_the_account_and_fetches_no_credentials():
+    # One doctl list for every cluster (kubernetes:read); the credentials come from doctl's exec-credential.
     fakes = FakeCloud()
     first = run_main(fakes)
-    fakes.invokes.clear()
+    fakes.digitalocean.api_requests.clear()
     run_main(fakes, prior=first)
-    lookups = [args for token, args in fakes.invokes if token == "digitalocean:index/getKubernetesCluster:getKubernetesCluster"]
-    assert len(lookups) == 2 and all(0 < args["kubeconfigExpireSeconds"] <= 600 for args in lookups)
+    assert fakes.digitalocean.api_requests == ["/v2/kubernetes/clusters?page=1&per_page=200"]
 
 
 def test_no_kubeconfig_is_kept_secret_as_none_holds_a_secret(seed):
@@ -160,18 +158,20 @@ def test_rotating_the_digitalocean_token_updates_nothing_on_the_next_up(monkeypa
     assert (len(fakes.dynamic_creates), fakes.dynamic_updates) == (created, [])
 
 
-def test_a_read_only_preview_token_previews_a_deployed_stack_and_cannot_deploy(monkeypatch, caplog):
+def test_a_read_only_preview_token_previews_a_deployed_stack_and_cannot_deploy(monkeypatch, caplog, tmp_path):
     fakes = FakeCloud()
     first = run_main(fakes)
-    # The pull-request preview's token: it may read clusters, never fetch their credentials.
+    # The pull-request preview, on a fresh runner (no doctl cache: doctl would serve a cached credential
+    # whatever the token) with its token: it may read clusters, never fetch their credentials.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
     with caplog.at_level("WARNING"):
         preview = run_main(fakes, preview=True, prior=first)
     assert changed(preview) == []
-    assert "may not read the details of the running clusters" in caplog.text and "`pulumi up` checks them" in caplog.text
+    assert "this token gets no credentials for the running clusters west, east" in caplog.text
     # An `up` with it stops before anything is registered, naming what DigitalOcean refused.
     fakes.registered.clear()
-    with pytest.raises(Exception, match="Unable to fetch Kubernetes credentials"):
+    with pytest.raises(Exception, match="(?s)this token gets no credentials for the running clusters.*You are not authorized"):
         run_main(fakes, prior=first)
     assert fakes.registered == []
 
@@ -248,7 +248,7 @@ def exec_kubeconfig_for(api: FakeKubeAPI, cluster_id: str) -> str:
 
 def test_the_exec_plugin_token_authenticates_the_live_reads():
     cluster_id = "6a1f0c9e-0000-4000-8000-000000000001"
-    with FakeKubeAPI("east", token=cluster_token(cluster_id)) as api:
+    with FakeKubeAPI("east", doks_cluster_id=cluster_id) as api:
         api.put_secret("linkerd-multicluster", "probe", {"key": "value"})
         secret = kube_api.CoreV1Api(api_client(exec_kubeconfig_for(api, cluster_id))).read_namespaced_secret("probe", "linkerd-multicluster")
     assert base64.b64decode(secret.data["key"]) == b"value"
@@ -259,13 +259,15 @@ def test_the_exec_plugin_token_authenticates_the_live_reads():
     [
         ({"DIGITALOCEAN_ACCESS_TOKEN": None}, r"failed \(exit 1: Error: Unable to initialize DigitalOcean API client: access token is required.*DIGITALOCEAN_ACCESS_TOKEN is not set"),
         ({"DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_of_another_account"}, r"failed \(exit 1: Error: Failed to fetch credentials for cluster \"c-1\": Unable to authenticate you\); DigitalOcean refused"),
-        ({"PATH": ""}, r"runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 c-1` for credentials, but 'doctl' is not on PATH"),
+        ({"PATH": ""}, r"runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 --context=default c-1` for credentials, but 'doctl' is not on PATH"),
     ],
     ids=["no token", "not the account's token", "no doctl"],
 )
-def test_a_failing_exec_plugin_is_a_clear_error_naming_the_cluster(monkeypatch, environment, message):
+def test_a_failing_exec_plugin_is_a_clear_error_naming_the_cluster(monkeypatch, user_config_dir, environment, message):
     # A token from the environment that worked before must not hide the failure (cache by environment).
     api_client(exec_kubeconfig("east", "c-1", "http://127.0.0.1:9", "Y2E="))
+    # doctl's own cache would (it serves a cluster's credential whatever the token): not this process's.
+    shutil.rmtree(user_config_dir / "doctl")
     for name, value in environment.items():
         if value is None:
             monkeypatch.delenv(name)
@@ -340,7 +342,7 @@ def test_new_remote_discovery_annotations_reach_the_copy_in_linkerd():
 
 def test_without_doctl_the_run_stops_at_the_first_cluster_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(Exception, match=r"cluster '(west|east)': the kubeconfig runs `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 [-0-9a-f]+` for credentials, but 'doctl' is not on PATH"):
+    with pytest.raises(Exception, match=r"looking up the account's DOKS clusters failed: `doctl kubernetes cluster list --output=json --context=default` needs doctl, which is not on PATH; install it \(`make deploy` installs the pinned version\)"):
         run_main(FakeCloud())
 
 
@@ -352,7 +354,7 @@ def test_the_official_client_alone_turns_a_failing_plugin_into_a_bare_401(monkey
 
     cluster_id = "6a1f0c9e-0000-4000-8000-000000000002"
     monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
-    with FakeKubeAPI("east", token=cluster_token(cluster_id)) as api:
+    with FakeKubeAPI("east", doks_cluster_id=cluster_id) as api:
         official = config.new_client_from_config_dict(yaml.safe_load(exec_kubeconfig_for(api, cluster_id)), persist_config=False)
         with pytest.raises(ApiException) as raised:
             kube_api.CoreV1Api(official).read_namespaced_secret("probe", "linkerd-multicluster")

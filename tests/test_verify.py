@@ -430,7 +430,7 @@ def test_a_credential_plugin_that_never_answers_is_bounded_like_a_request(mesh: 
     mesh.edit_outputs(kubeconfigs={**raw["kubeconfigs"], "east": exec_kubeconfig("east", "c-hangs", mesh.east.url, "Y2E=")})
     assert run_cli(mesh.outputs_file)[0] == 2
     err = capsys.readouterr().err
-    assert f"cluster 'east': the credential plugin `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 c-hangs` did not answer within {short_timeouts.request:g}s" in err
+    assert f"cluster 'east': the credential plugin `doctl kubernetes cluster kubeconfig exec-credential --version=v1beta1 --context=default c-hangs` did not answer within {short_timeouts.request:g}s" in err
 
 
 def test_a_kubeconfig_that_is_not_yaml_exits_2_naming_the_cluster(mesh: Mesh, capsys: pytest.CaptureFixture) -> None:
