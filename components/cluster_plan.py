@@ -13,6 +13,7 @@ import pulumi_digitalocean as digitalocean
 
 from components.cluster import PROVIDER_CREDENTIALS_SECONDS, doks_name
 from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
+from components.kubeconfigs import exec_kubeconfig
 
 # The getKubernetesCluster data source fails with this when no cluster has the name
 # (terraform-provider-digitalocean digitalocean/kubernetes/datasource_kubernetes_cluster.go).
@@ -35,6 +36,19 @@ class LiveCluster:
     cluster_subnet: str
     service_subnet: str
     system_pool_size: Optional[str]
+    endpoint: str
+    ca_certificate: str  # base64 PEM, as DOKS returns it
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What the program registers for a cluster, decided before anything is registered."""
+
+    # The version slug to register (see `plan_clusters`).
+    version: str
+    # How the program reaches the cluster now (the exec form): None for a cluster about to be
+    # created, or one this token may not read.
+    kubeconfig: Optional[str]
 
 
 class ClusterDetailsRefused(Exception):
@@ -65,6 +79,8 @@ def find_cluster(name: str) -> Optional[LiveCluster]:
         cluster_subnet=found.cluster_subnet,
         service_subnet=found.service_subnet,
         system_pool_size=built_in.size if built_in else None,
+        endpoint=found.endpoint,
+        ca_certificate=found.kube_configs[0].cluster_ca_certificate,
     )
 
 
@@ -141,9 +157,10 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     return problems
 
 
-def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
-    """The version slug to register per cluster: an offered one for a new cluster, the running one
-    otherwise. One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
+def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
+    """Per cluster, the version slug to register (an offered one for a new cluster, the running one
+    otherwise) and, for a running cluster, its kubeconfig. One lookup per cluster by its DOKS name,
+    then the versions, only if a cluster is new."""
     stack = pulumi.get_stack()
     live: dict[str, Optional[LiveCluster]] = {}
     unread: list[str] = []
@@ -172,4 +189,5 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
     # A running cluster needs no offered version: DOKS may have retired its minor long ago. One whose
     # version this preview cannot read registers none: the engine puts the stored one in its place
     # (ignoreChanges, applied before the provider's Check: pulumi pkg/resource/deploy/step_generator.go).
-    return {**{name: cluster.version if cluster else version for name, cluster in live.items()}, **{name: "" for name in unread}}
+    planned = {name: ClusterPlan(cluster.version, exec_kubeconfig(name, cluster.id, cluster.endpoint, cluster.ca_certificate)) if cluster else ClusterPlan(version, None) for name, cluster in live.items()}
+    return {**planned, **{name: ClusterPlan("", None) for name in unread}}

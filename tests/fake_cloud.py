@@ -17,6 +17,7 @@ import pulumi.dynamic
 import yaml
 from pulumi.runtime import mocks, rpc
 
+from components import gateway_api
 from tests.fake_account import DO_TOKEN
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
 from tests.fake_kubernetes import FakeKubernetes
@@ -125,6 +126,22 @@ class FakeCloud(mocks.Mocks):
                         props = {**props, key: servers[kubeconfig]}
                 live.append(props)
             yield tuple(live)
+
+    @contextmanager
+    def reaching_clusters(self) -> Iterator[None]:
+        """While the program runs: its own reads at evaluation (components/gateway_api.py) reach the
+        simulated cluster behind a kubeconfig's server, as the dynamic providers' reads do."""
+        read = gateway_api.read_gateway_api_crds
+
+        def read_simulated(kubeconfig: str) -> dict:
+            with self._against_cluster({"kubeconfig": kubeconfig}) as (live,):
+                return read(live["kubeconfig"])
+
+        gateway_api.read_gateway_api_crds = read_simulated
+        try:
+            yield
+        finally:
+            gateway_api.read_gateway_api_crds = read
 
     def existing_resource(self, args: mocks.MockResourceArgs, old: Registration) -> tuple[str, dict, str]:
         """A resource the stack already has: (id, outputs, step), as the engine's diff decides.

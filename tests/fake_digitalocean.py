@@ -110,8 +110,17 @@ class FakeDigitalOcean:
             service_subnet=service_subnet,
             system_pool={"name": f"{name}-pool", "size": system_pool_size, "nodeCount": 1, "tags": [DEFAULT_POOL_TAG]},
         )
-        self.accounts_clusters[name] = record
+        # A running cluster has its API server at its endpoint, which the program may read.
+        self._serve(record)
         return record
+
+    def _serve(self, record: DoksRecord) -> str:
+        """The cluster in the account, its API server at its endpoint; returns its CA."""
+        record.endpoint = f"https://{record.id}.k8s.ondigitalocean.com"
+        self.accounts_clusters[record.name] = record
+        ca_pem = _cluster_ca(record.name)
+        self.clusters[record.endpoint] = {"name": record.name, "ca": ca_pem, "id": record.id, "record": record}
+        return ca_pem
 
     def _cluster_id(self, name: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}#{self.generations.get(name, 0)}"))
@@ -226,11 +235,8 @@ class FakeDigitalOcean:
             pools=existing.pools if existing else {},
         )
         cluster_id = record.id
-        endpoint = f"https://{cluster_id}.k8s.ondigitalocean.com"
-        record.endpoint = endpoint
-        self.accounts_clusters[name] = record
-        ca_pem = _cluster_ca(name)
-        self.clusters[endpoint] = {"name": name, "ca": ca_pem, "id": cluster_id, "record": record}
+        ca_pem = self._serve(record)
+        endpoint = record.endpoint
         short_lived_token = f"doks-credentials-token-{cluster_id}"
         pool = dict(inputs["nodePool"])
         pool.update(

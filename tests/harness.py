@@ -11,6 +11,7 @@ engine does, it diffs what exists, and deletes what the program no longer regist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import runpy
@@ -232,8 +233,11 @@ def run(
     ROOT.set(None)
     monitor = RecordingMonitor(fakes, prior.monitor if prior else None)
     mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # Fakes that serve the program's own reads at evaluation (tests/fake_cloud.py) do so meanwhile.
+    reaching = getattr(fakes, "reaching_clusters", contextlib.nullcontext)
     try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+        with reaching():
+            _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
     except BaseException:
         _finish_pending_work()
         raise

@@ -13,6 +13,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 
 from components.charts import merge_values
 from components.config import ClusterSpec
+from components.gateway_api import DOKS_MANAGED_VALUES
 from components.linkerd import Linkerd, LinkerdArgs
 from components.multicluster import Multicluster, MulticlusterArgs
 from tests.fake_cloud import FakeCloud
@@ -187,6 +188,7 @@ def test_linkerd_component_alone_orders_its_releases():
                 trust_anchor_pem="anchor-pem",
                 issuer_cert_pem="issuer-pem",
                 issuer_key_pem=pulumi.Output.secret("issuer-key"),
+                gateway_api_values=DOKS_MANAGED_VALUES,
             ),
         )
 
