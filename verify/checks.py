@@ -218,15 +218,25 @@ def check_anchors_outlive_issuer(cluster: Cluster) -> Optional[str]:
     return None
 
 
+def runs_cilium(cluster: Cluster) -> bool:
+    """Cilium keeps its agent's settings in this ConfigMap (its Helm chart's cilium-configmap.yaml):
+    a cluster without it (k3s' flannel, kind's kindnet) runs no Cilium to warn about. A cluster
+    that cannot be read counts as running it, so that its check reports the failure."""
+    try:
+        return cluster.get_configmap(*CILIUM_CONFIGMAP) is not None
+    except KubeError:
+        return True
+
+
 def check_cilium_socket_lb(cluster: Cluster) -> Optional[str]:
     namespace, name = CILIUM_CONFIGMAP
     configmap = cluster.get_configmap(namespace, name)
-    value = ((configmap or {}).get("data") or {}).get(CILIUM_HOSTNS_ONLY)
+    if configmap is None:
+        return None  # no Cilium (see runs_cilium)
+    value = (configmap.get("data") or {}).get(CILIUM_HOSTNS_ONLY)
     if value == "true":
         return None
-    if configmap is None:
-        found = f"no ConfigMap {namespace}/{name}, so the setting cannot be read; if the cluster runs Cilium, its default (false) applies"
-    elif value is None:
+    if value is None:
         found = f"{namespace}/{name} does not set {CILIUM_HOSTNS_ONLY}, so Cilium's default (false) applies"
     else:
         found = f"{namespace}/{name} sets {CILIUM_HOSTNS_ONLY}={value!r}"
@@ -270,7 +280,8 @@ def _result(cluster: Cluster, link: Optional[Link], name: str, description: str,
 
 
 def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Optional[datetime] = None) -> list[Result]:
-    """All checks: per link in its source cluster, then identity and Cilium in every cluster."""
+    """All checks: per link in its source cluster, then identity in every cluster, and Cilium's
+    socket load balancing in every cluster that runs Cilium."""
     now = now or datetime.now(timezone.utc)
     results = []
     for link in outputs.links:
@@ -291,5 +302,6 @@ def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Opti
         results.append(_result(cluster, None, "trust-anchors", f"trust anchors of {name} match the stack's trust anchor", lambda: check_trust_anchors(cluster, outputs.trust_anchor_pem)))
         results.append(_result(cluster, None, "issuer-expiry", f"issuer of {name} has more than {renew} h left", lambda: check_issuer_expiry(cluster, renew, now)))
         results.append(_result(cluster, None, "anchor-expiry", f"trust anchors of {name} outlive its issuer", lambda: check_anchors_outlive_issuer(cluster)))
-        results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
+        if runs_cilium(cluster):
+            results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
     return results
