@@ -28,6 +28,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 from kubernetes import client as kube_api
+from kubernetes.client.exceptions import ApiException
 
 from components.live_read import REQUEST_TIMEOUT, look_client, read_or_none
 from components.names import CRDS_RELEASE, LINKERD_NAMESPACE
@@ -64,8 +65,11 @@ def read_gateway_api_crds(kubeconfig: str) -> dict[str, Optional[dict]]:
             response = read_or_none(lambda: extensions.read_custom_resource_definition(crd_name(plural), _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
             found[plural] = json.loads(response.data) if response is not None else None
         return found
-    except Exception as error:  # noqa: BLE001 - any failure (refused, 401, plugin) is reported the same way
-        raise ClusterUnreadable(f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else 'no message'}") from None
+    except ApiException as error:
+        raise ClusterUnreadable(f"the API server answered {error.status} {error.reason}") from None
+    except Exception as error:  # noqa: BLE001 - any other failure (refused, timed out, a failing credential plugin)
+        first_line = str(error).splitlines()[0][:200] if str(error) else "no message"
+        raise ClusterUnreadable(f"{type(error).__name__}: {first_line}") from None
 
 
 def _ours(crd: Mapping[str, Any]) -> bool:

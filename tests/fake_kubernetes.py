@@ -131,6 +131,10 @@ class FakeKubernetes:
         self.token_missing_in: set[str] = set()
         self.unreachable_gateways: set[str] = set()
         self.preexisting: dict[str, list[tuple[str, str, str, dict]]] = {}
+        # And per cluster: where else its gateway is reachable (a NAT or port forward in front of
+        # the load balancer), and the API server URLs the other clusters reach (default: its endpoint).
+        self.gateway_forwards: dict[str, set[tuple[str, str]]] = {}
+        self.network_api_servers: dict[str, set[str]] = {}
 
     def register_provider(self, name: str, inputs: dict) -> dict:
         self.providers[name] = inputs
@@ -175,6 +179,9 @@ class FakeKubernetes:
             record = known["record"]
             for crd, obj in fake_crds.doks_gateway_crds(record.version, record.vpc_native).items():
                 cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            cluster.extra_gateway_endpoints = set(self.gateway_forwards.get(cluster.short, ()))
+            if cluster.short in self.network_api_servers:
+                cluster.network_api_servers = set(self.network_api_servers[cluster.short])
             for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
                 cluster.objects[(kind, namespace, name)] = {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
             self.clusters[server] = cluster
