@@ -106,3 +106,10 @@ def test_a_running_cluster_whose_crds_lack_v1_stops_the_program_before_anything_
     with pytest.raises(pulumi.RunError, match=r"cluster east: httproutes.gateway.networking.k8s.io \(held by app.kubernetes.io/managed-by=doks\) does not serve v1"):
         run_main(fakes, prior=first)
     assert fakes.registered == []
+
+
+def test_a_second_run_of_the_seed_reads_its_running_clusters_and_changes_nothing():
+    fakes = FakeCloud()
+    first = run_main(fakes)
+    second = run_main(fakes, prior=first)
+    assert {registration.step for registration in second.monitor.registrations.values()} == {"same"}

@@ -325,6 +325,14 @@ def test_a_cluster_without_cilium_gets_no_cilium_check_or_warning(mesh: Mesh) ->
     assert "‼" not in out and out.count("Cilium") == 1
 
 
+def test_a_gateway_given_by_dns_name_has_its_resolved_addresses_as_the_mirrors_endpoints(mesh: Mesh) -> None:
+    # clusters.east.gatewayAddress: a name; the service mirror writes what it resolves to (GATEWAY).
+    mesh.west.put_link("east", "gateway.east.example")
+    mesh.edit_outputs(gatewayAddresses={"east": "gateway.east.example"})
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
+
+
 def test_mtls_is_judged_on_the_last_minute_not_on_lifetime_counters(mesh: Mesh) -> None:
     traffic(mesh.prometheus, "no_identity", per_scrape=5)  # plaintext before a fix...
     assert failing(mesh.run_json()[1]) == {("west", "mtls")}

@@ -10,6 +10,7 @@ and whose result it exports as `gateway_alive`), and mirrors `<svc>` as `<svc>-<
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
@@ -115,6 +116,17 @@ def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
     return None
 
 
+def _names_an_ip(address: str) -> bool:
+    """A gateway given by DNS name (clusters.<name>.gatewayAddress) is resolved by the service
+    mirror, which writes the addresses it got (multicluster/service-mirror/cluster_watcher.go,
+    resolveGatewayAddress): there is no one address to compare then."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: str) -> Optional[str]:
     target = export.cluster
     mirror = mirror_name(export.service, target)
@@ -141,7 +153,7 @@ def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: st
             f"{where} has no endpoints: {export.service} has no ready pods in {target}, "
             "or the service mirror has not synced it yet"
         )
-    if addresses != {gateway_address}:
+    if _names_an_ip(gateway_address) and addresses != {gateway_address}:
         if (service.get("spec") or {}).get("selector"):
             cause = "the Service has a selector, so Kubernetes fills its Endpoints with local pods (the service mirror never sets one): delete it and let the service mirror re-create it"
         else:
