@@ -535,7 +535,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
         if int(value.split(".")[1]) < MIN_KUBERNETES_MINOR:
             return (
                 f"must be 1.{MIN_KUBERNETES_MINOR} or newer, got {value!r}: only from 1.{MIN_KUBERNETES_MINOR} on does DOKS install the "
-                "Gateway API CRDs (httproutes, grpcroutes) that Linkerd needs, and the program does not install them itself"
+                "Gateway API CRDs (httproutes, grpcroutes) that Linkerd needs, and a cluster the program creates gets them from DOKS, not from linkerd-crds"
             )
         return None
 
