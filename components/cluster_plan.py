@@ -5,6 +5,7 @@ only make by replacing a cluster, which are refused here with the procedure inst
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import pulumi
@@ -12,11 +13,22 @@ import pulumi_digitalocean as digitalocean
 
 from components.cluster import doks_name
 from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
-from components.doctl import DoctlError, LiveCluster, find_clusters
+from components.doctl import DoctlError, LiveCluster, cluster_ca, find_clusters
 from components.kube_client import CredentialPluginError, exec_credential_token
-from components.kubeconfigs import doctl_exec
+from components.kubeconfigs import doctl_exec, exec_kubeconfig
 
 VERSION_SLUG = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What the program registers for a cluster, decided before anything is registered."""
+
+    # The version slug to register (see `plan_clusters`).
+    version: str
+    # How the program reaches the running cluster now (the exec form); None for a cluster about to
+    # be created, or one this token gets no credentials for (a read-only preview token).
+    kubeconfig: Optional[str]
 
 
 def _version_key(slug: str) -> tuple[int, ...]:
@@ -92,25 +104,28 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     return problems
 
 
-def _credentials_refused(live: Mapping[str, Optional[LiveCluster]]) -> dict[str, str]:
-    """Running cluster -> why this token gets no credentials for it (the read-only preview token, which
-    lacks kubernetes:access_cluster), as the kubeconfigs' doctl reports it. The credential fetched
-    here is the one the providers and the waits then use (doctl's cache, and kube_client's)."""
-    refused = {}
+def _reach(live: Mapping[str, Optional[LiveCluster]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Running cluster -> its kubeconfig, and running cluster -> why this token gets no credentials
+    for it (the read-only preview token, which lacks kubernetes:access_cluster), as doctl reports it.
+    The credential fetched here is the one the providers and the waits then use (doctl's cache, and
+    kube_client's)."""
+    kubeconfigs, refused = {}, {}
     for name, cluster in live.items():
         if cluster is None:
             continue
         try:
             exec_credential_token(name, doctl_exec(cluster.id))
-        except CredentialPluginError as error:
+            kubeconfigs[name] = exec_kubeconfig(name, cluster.id, cluster.endpoint, cluster_ca(cluster.id))
+        except (CredentialPluginError, DoctlError) as error:
             refused[name] = str(error)
-    return refused
+    return kubeconfigs, refused
 
 
-def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
-    """The version slug to register per cluster: an offered one for a new cluster, the running one
-    otherwise. One lookup of every cluster by its DOKS name (doctl, which sees the whole account with
-    only kubernetes:read), then the versions, only if a cluster is new."""
+def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
+    """Per cluster, the version slug to register (an offered one for a new cluster, the running one
+    otherwise) and, for a running cluster, its kubeconfig. One lookup of every cluster by its DOKS
+    name (doctl, which sees the whole account with only kubernetes:read), then the versions, only if
+    a cluster is new."""
     stack = pulumi.get_stack()
     names = {name: doks_name(stack, name) for name in config.clusters}
     try:
@@ -118,7 +133,7 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
     except DoctlError as error:
         raise pulumi.RunError(f"looking up the account's DOKS clusters failed: {error}") from None
     live = {name: found[doks] for name, doks in names.items()}
-    refused = _credentials_refused(live)
+    kubeconfigs, refused = _reach(live)
     if refused and not pulumi.runtime.is_dry_run():
         raise pulumi.RunError("this token gets no credentials for the running clusters, so nothing was changed:\n" + "\n".join(f"  - {why}" for why in refused.values()))
     if refused:
@@ -139,4 +154,4 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
             "and are left alone, but a cluster added later needs an offered version (`doctl kubernetes options versions`)"
         )
     # A running cluster needs no offered version: DOKS may have retired its minor long ago.
-    return {name: cluster.version if cluster else version for name, cluster in live.items()}
+    return {name: ClusterPlan(cluster.version if cluster else version, kubeconfigs.get(name)) for name, cluster in live.items()}

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
+from urllib.parse import urlsplit
 
 import pulumi
 from pulumi_digitalocean import DropletSlug
@@ -21,12 +22,15 @@ from pulumi_digitalocean import DropletSlug
 # must be DNS-1123 labels short enough to leave room for those prefixes and suffixes.
 MAX_CLUSTER_NAME_LENGTH = 24
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# A host name (RFC 1123): dot-separated labels of letters, digits and '-', 253 characters at most.
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$", re.IGNORECASE)
 # Linkerd's open-source charts are published per edge release: chart 20YY.M.N for edge-YY.M.N.
 CHART_VERSION = re.compile(r"^20\d\d\.(1[0-2]|[1-9])\.[1-9]\d*$")
 KUBERNETES_VERSION_PREFIX = re.compile(r"^1\.\d+(\.\d+)?$")
 # DOKS installs and owns the Gateway API CRDs Linkerd needs (httproutes, grpcroutes at v1) on
 # VPC-native clusters from 1.33 on (docs.digitalocean.com products/kubernetes/how-to/use-gateway-api,
-# "Preserve Third-Party Gateway CRDs"); the program relies on that instead of installing them.
+# "Preserve Third-Party Gateway CRDs"); a cluster the program creates relies on that
+# (components/gateway_api.py decides for the others from what they have).
 MIN_KUBERNETES_MINOR = 33
 EXPORT_MODES = ("gateway", "remote-discovery")
 # Linkerd's high-availability values need one control-plane replica per node; the replicas run on
@@ -48,6 +52,8 @@ DOKS_DEFAULT_SUBNETS = tuple(ipaddress.ip_network(cidr) for cidr in ("10.244.0.0
 # replace the whole cluster). The workers are a separate pool.
 SYSTEM_POOL_SIZE = "s-2vcpu-4gb"
 SYSTEM_POOL_NODES = 1
+# The multicluster gateway's port (linkerd-multicluster values.yaml, gateway.port).
+DEFAULT_GATEWAY_PORT = 4143
 # `linkerd check` warns once a certificate has fewer than 60 days left.
 LINKERD_CHECK_WARNING_HOURS = 60 * 24
 # Linkerd's control-plane and viz charts generate webhook and APIService certificates valid 365
@@ -67,7 +73,7 @@ TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith((
 # checks that docs/configuration.md documents exactly these.
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "": ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds", "costLimitMonthly", "prices"),
-    "clusters.<name>": ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"),
+    "clusters.<name>": ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa", "gatewayAddress", "gatewayPort", "apiServerAddress"),
     "links[]": ("from", "to"),
     "exports[]": ("cluster", "namespace", "service", "mode"),
     "linkerd": ("version", "highAvailability", "gatewaySourceRanges"),
@@ -89,6 +95,13 @@ class ClusterSpec:
     service_subnet: Optional[str] = None
     # DOKS' high-availability control plane (billed; cannot be turned off once on).
     control_plane_ha: bool = False
+    # Valid for a cluster of any source. Where linking clusters reach this cluster's gateway
+    # (an IP or DNS name; None: the gateway Service's load balancer address) and on which port.
+    gateway_address: Optional[str] = None
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    # The https URL other clusters reach this cluster's API server at, for their links'
+    # credentials; None: the address the program itself uses.
+    api_server_address: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +259,59 @@ def _node_size(value: Any) -> Optional[str]:
     return None
 
 
+def _host_only_problem(host: str) -> Optional[str]:
+    """Why `host` is an address only the machine itself reaches, or None."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "it names this machine only" if host.lower() == "localhost" else None
+    if address.is_unspecified or address.is_loopback:
+        return f"{host} reaches only the machine that uses it (a local cluster's kubeconfig server, e.g. k3d's https://0.0.0.0:<port>)"
+    return None
+
+
+def _gateway_address(value: Any) -> Optional[str]:
+    """An IP address or a DNS name that the linking clusters' service mirrors connect to."""
+    if not isinstance(value, str) or "://" in value:
+        return f"must be an IP address or DNS name without a scheme, like 203.0.113.10 or gateway.example.com, got {value!r}"
+    host, _, port = value.rpartition(":")
+    if port.isdigit() and host and ":" not in host:
+        return f"{value!r} holds a port: give the address alone and the port as gatewayPort"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not HOST_NAME.match(value):
+            return f"{value!r} is neither an IP address nor a DNS name"
+    problem = _host_only_problem(value)
+    return f"{problem}; give an address the linking clusters reach" if problem else None
+
+
+def _port(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        return f"must be a port number from 1 to 65535, got {value!r}"
+    return None
+
+
+def _api_server_address(value: Any) -> Optional[str]:
+    """An https URL of an API server: scheme, host and optional port, nothing else."""
+    example = "like https://172.18.0.2:6443"
+    if not isinstance(value, str):
+        return f"must be an https URL {example}, got {value!r}"
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        return f"{value!r} is not a URL {example}"
+    if url.scheme != "https" or not url.hostname:
+        return f"{value!r} is not an https URL {example}: the API server serves TLS only"
+    if url.username or url.password or url.query or url.fragment or url.path not in ("", "/"):
+        return f"{value!r} must be scheme, host and port only, {example}"
+    if port == 0:
+        return f"{value!r} has port 0"
+    problem = _host_only_problem(url.hostname)
+    return f"{problem}; give the address the other clusters reach, e.g. the control-plane node's IP on the shared network" if problem else None
+
+
 def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
     if not isinstance(raw, dict) or not raw:
         problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}")
@@ -263,8 +329,22 @@ def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
         pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
         services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
         ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
+        gateway_address = _read(entry, "gatewayAddress", path, problems, _gateway_address)
+        gateway_port = _read(entry, "gatewayPort", path, problems, _port, default=DEFAULT_GATEWAY_PORT)
+        api_server_address = _read(entry, "apiServerAddress", path, problems, _api_server_address)
         if not name_problem:
-            clusters[name] = ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha)
+            clusters[name] = ClusterSpec(
+                name=name,
+                region=region,
+                node_size=size,
+                node_count=count,
+                cluster_subnet=pods,
+                service_subnet=services,
+                control_plane_ha=ha,
+                gateway_address=gateway_address,
+                gateway_port=gateway_port,
+                api_server_address=api_server_address,
+            )
     _check_subnets_apart(clusters, problems)
     return clusters
 
@@ -530,7 +610,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
         if int(value.split(".")[1]) < MIN_KUBERNETES_MINOR:
             return (
                 f"must be 1.{MIN_KUBERNETES_MINOR} or newer, got {value!r}: only from 1.{MIN_KUBERNETES_MINOR} on does DOKS install the "
-                "Gateway API CRDs (httproutes, grpcroutes) that Linkerd needs, and the program does not install them itself"
+                "Gateway API CRDs (httproutes, grpcroutes) that Linkerd needs, and a cluster the program creates gets them from DOKS, not from linkerd-crds"
             )
         return None
 

@@ -26,9 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
+import yaml
+
 CONTEXT_FLAG = "--context=default"
 # Listing pages through every cluster of the account: a few API calls.
 TIMEOUT_SECONDS = 60
+# `kubeconfig show --expiry-seconds`: how long the token in the shown kubeconfig lives (only its CA is used).
+SHOWN_TOKEN_SECONDS = 60
 # The tag terraform-provider-digitalocean puts on a cluster's built-in node pool (kubernetes.go).
 BUILT_IN_POOL_TAG = "terraform:default-node-pool"
 
@@ -182,3 +186,16 @@ def forget_cached_credential(cluster_id: str, refused_token: str, env: Mapping[s
             path.unlink()
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none cached, or unreadable: doctl then fetches anew or replaces it itself
+
+
+def cluster_ca(cluster_id: str) -> str:
+    """The cluster's CA certificate (base64 PEM, as kubeconfigs hold it), which the cluster list
+    leaves out. It comes from the kubeconfig DigitalOcean serves for the cluster (`kubeconfig show`:
+    GET /v2/kubernetes/clusters/<id>/kubeconfig, which needs kubernetes:access_cluster); that file
+    also carries a token, which is dropped here and never shown: asked for with the shortest life
+    DigitalOcean grants, so that it is useless by the time anything could leak it."""
+    shown = run(["kubernetes", "cluster", "kubeconfig", "show", cluster_id, f"--expiry-seconds={SHOWN_TOKEN_SECONDS}"])
+    try:
+        return yaml.safe_load(shown)["clusters"][0]["cluster"]["certificate-authority-data"]
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        raise DoctlError(f"`doctl kubernetes cluster kubeconfig show {cluster_id}` printed no cluster CA") from None

@@ -9,11 +9,11 @@ from typing import Sequence
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components.config import DEFAULT_GATEWAY_PORT
 from components.link_credentials import LinkCredentials, LinkCredentialsArgs, credentials_secret_name
 from components.names import EXPORTED_LABEL, LINK_GROUP, LINK_VERSION, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, remote_access_token_secret
 from components.unlink import LinkLeftovers, LinkLeftoversArgs
 
-GATEWAY_PORT = "4143"
 GATEWAY_IDENTITY = "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local"
 PROBE_SPEC = {"path": "/ready", "port": "4191", "period": "3s", "failureThreshold": "3", "timeout": "30s"}
 # Label values of an exported service: mirrored through the gateway, or discovered directly.
@@ -43,16 +43,19 @@ class LinkArgs:
     # creates this link's remote-access account) and the source's `linkerd` namespace.
     credentials_after: Sequence[pulumi.Resource]
     timeout_seconds: int
+    # The port the target's gateway is reached on (clusters.<target>.gatewayPort).
+    target_gateway_port: int = DEFAULT_GATEWAY_PORT
 
 
-def link_spec(target: str, gateway_address: str) -> dict:
+def link_spec(target: str, gateway_address: str, gateway_port: int = DEFAULT_GATEWAY_PORT) -> dict:
     return {
         "targetClusterName": target,
         "targetClusterDomain": "cluster.local",
         "targetClusterLinkerdNamespace": LINKERD_NAMESPACE,
         "clusterCredentialsSecret": credentials_secret_name(target),
         "gatewayAddress": gateway_address,
-        "gatewayPort": GATEWAY_PORT,
+        # A string in the Link CRD (multicluster/charts/linkerd-multicluster/templates/link-crd.yaml).
+        "gatewayPort": str(gateway_port),
         "gatewayIdentity": GATEWAY_IDENTITY,
         "probeSpec": PROBE_SPEC,
         # An empty selector mirrors nothing: select what the target exports.
@@ -90,7 +93,7 @@ class ClusterLink(pulumi.ComponentResource):
             api_version=f"{LINK_GROUP}/{LINK_VERSION}",
             kind="Link",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=target, namespace=MULTICLUSTER_NAMESPACE),
-            spec=pulumi.Output.from_input(args.target_gateway_address).apply(lambda address: link_spec(target, address)),
+            spec=pulumi.Output.from_input(args.target_gateway_address).apply(lambda address: link_spec(target, address, args.target_gateway_port)),
             # Deleted before its leftovers' cleanup and its credentials: dependents are deleted first.
             opts=pulumi.ResourceOptions.merge(in_source, pulumi.ResourceOptions(depends_on=[credentials, leftovers])),
         )

@@ -4,13 +4,14 @@ extension, in the order Linkerd needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import pulumi
 import pulumi_kubernetes as kubernetes
 
 from components.charts import linkerd_release, merge_values
 from components.identity import trust_bundle_annotations
-from components.names import LINKERD_NAMESPACE, VIZ_NAMESPACE
+from components.names import CRDS_RELEASE, LINKERD_NAMESPACE, VIZ_NAMESPACE
 
 # The parts of each chart's values-ha.yaml (Linkerd 2.20) that change behaviour: replicas, one
 # replica per node, disruption budgets, resource requests, and a webhook that fails closed.
@@ -39,14 +40,6 @@ VIZ_HA_VALUES = {
     "dashboard": {"resources": HA_RESOURCES},
     "prometheus": {"resources": {"cpu": {"limit": "", "request": "300m"}, "memory": {"limit": "8192Mi", "request": "300Mi"}}},
 }
-
-# Linkerd needs the Gateway API CRDs httproutes and grpcroutes at v1, from any source. DOKS installs
-# and owns them (and gateways, gatewayclasses, tlsroutes, referencegrants) on every cluster this
-# program makes: VPC-native, Kubernetes >= 1.33 (docs.digitalocean.com, products/kubernetes/how-to/
-# use-gateway-api, "Preserve Third-Party Gateway CRDs"). Helm cannot adopt objects another owner
-# made, so the chart must render none of them: each key of charts/linkerd-crds/values.yaml that
-# would, set explicitly, in case a chart version flips a default.
-CRDS_VALUES = {"installGatewayAPI": False, "enableHttpRoutes": False, "enableTlsRoutes": False, "enableTcpRoutes": False}
 
 # Sized for a fresh DOKS cluster pulling images; HA waits for three replicas of everything.
 CRDS_TIMEOUT_SECONDS = 300
@@ -81,6 +74,8 @@ class LinkerdArgs:
     issuer_key_pem: pulumi.Input[str]  # secret
     # Changes when the issuers are renewed (MeshIdentity.renewal_marker).
     renewal_marker: str
+    # linkerd-crds' Gateway API switches for this cluster (components/gateway_api.py).
+    gateway_api_values: Mapping[str, bool]
 
 
 def control_plane_values(args: LinkerdArgs) -> pulumi.Output[dict]:
@@ -115,9 +110,9 @@ class Linkerd(pulumi.ComponentResource):
         common = dict(version=args.chart_version, provider=args.provider, parent=self)
         self.crds = linkerd_release(
             f"linkerd-crds-{name}",
-            chart="linkerd-crds",
+            chart=CRDS_RELEASE,
             namespace=LINKERD_NAMESPACE,
-            values=CRDS_VALUES,
+            values=dict(args.gateway_api_values),
             timeout_seconds=CRDS_TIMEOUT_SECONDS,
             **common,
         )

@@ -3,16 +3,19 @@ the demo from the config. The only module that knows how the pieces connect."""
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Optional
 
 import pulumi
 
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.cluster_plan import plan_clusters
-from components.config import MeshConfig
+from components.config import ClusterSpec, MeshConfig
 from components.demo import BACKENDS, DEMO_NAMESPACE, WEB_SERVICE, Demo, DemoArgs
 from components.exports import ExportedService, ExportedServiceArgs
+from components.gateway_api import gateway_api_values
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.link import EXPORT_LABEL_VALUES, ClusterLink, LinkArgs
 from components.linkerd import Linkerd, LinkerdArgs
@@ -52,7 +55,20 @@ class _ClusterParts:
     multicluster: Multicluster
 
 
-def _build_cluster(name: str, config: MeshConfig, version: str, identity: MeshIdentity) -> _ClusterParts:
+def _gateway_api_decisions(kubeconfigs: Mapping[str, Optional[str]]) -> dict[str, dict[str, bool]]:
+    """linkerd-crds' Gateway API values per cluster, the running ones read at once (each read is
+    bounded); a RunError of any stops the program before anything is registered."""
+    with ThreadPoolExecutor(max_workers=max(len(kubeconfigs), 1)) as pool:
+        futures = {name: pool.submit(contextvars.copy_context().run, gateway_api_values, name, kubeconfig) for name, kubeconfig in kubeconfigs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _endpoint_for_links(spec: ClusterSpec, endpoint: pulumi.Output[str]) -> pulumi.Input[str]:
+    """The API server address other clusters' links use: the configured one, else the program's own."""
+    return spec.api_server_address or endpoint
+
+
+def _build_cluster(name: str, config: MeshConfig, version: str, gateway_api: Mapping[str, bool], identity: MeshIdentity) -> _ClusterParts:
     """One region: nothing here refers to another cluster, so the regions deploy in parallel."""
     doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=version, version_prefix=config.kubernetes_version))
     issuer = identity.issuers[name]
@@ -66,6 +82,7 @@ def _build_cluster(name: str, config: MeshConfig, version: str, identity: MeshId
             issuer_cert_pem=issuer.cert_pem,
             issuer_key_pem=issuer.key_pem,
             renewal_marker=identity.renewal_marker,
+            gateway_api_values=gateway_api,
         ),
     )
     multicluster = Multicluster(
@@ -82,6 +99,7 @@ def _build_cluster(name: str, config: MeshConfig, version: str, identity: MeshId
             wait_timeout_seconds=config.wait_timeout_seconds,
             trust_anchor_pem=identity.trust_anchor_pem,
             gateway_source_ranges=config.linkerd.gateway_source_ranges,
+            gateway_address=config.clusters[name].gateway_address,
         ),
     )
     return _ClusterParts(doks=doks, linkerd=linkerd, multicluster=multicluster)
@@ -122,9 +140,10 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
                 source_kubeconfig=source.doks.kubeconfig,
                 target=link.target,
                 target_kubeconfig=target.doks.kubeconfig,
-                target_endpoint=target.doks.endpoint,
+                target_endpoint=_endpoint_for_links(config.clusters[link.target], target.doks.endpoint),
                 target_ca_certificate=target.doks.ca_certificate,
                 target_gateway_address=target.multicluster.gateway_address,
+                target_gateway_port=config.clusters[link.target].gateway_port,
                 source_multicluster=source.multicluster.release,
                 credentials_after=[target.multicluster.release],
                 timeout_seconds=config.wait_timeout_seconds,
@@ -153,9 +172,11 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
 def build_mesh(config: MeshConfig) -> MeshOutputs:
     # Looked up before anything is registered: a retired version or a change that would replace a
     # cluster creates nothing.
-    versions = plan_clusters(config, pulumi.get_project())
+    plans = plan_clusters(config, pulumi.get_project())
+    # Read from the running clusters now, so that a preview shows what `up` installs.
+    gateway_api = _gateway_api_decisions({name: plan.kubeconfig for name, plan in plans.items()})
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
-    parts = {name: _build_cluster(name, config, versions[name], identity) for name in config.clusters}
+    parts = {name: _build_cluster(name, config, plans[name].version, gateway_api[name], identity) for name in config.clusters}
     mirrored = _build_links(config, parts, _build_workloads(config, parts, identity))
     return MeshOutputs(
         clusters={

@@ -41,6 +41,8 @@ class MulticlusterArgs:
     # The mesh's trust bundle: its pods restart when it changes.
     trust_anchor_pem: pulumi.Input[str]
     gateway_source_ranges: Sequence[str] = field(default_factory=tuple)
+    # Where linking clusters reach the gateway, when not at its load balancer's address.
+    gateway_address: Optional[str] = None
 
 
 def multicluster_values(args: MulticlusterArgs) -> dict:
@@ -126,7 +128,10 @@ class Multicluster(pulumi.ComponentResource):
             timeout_seconds=MULTICLUSTER_TIMEOUT_SECONDS,
             depends_on=[args.control_plane],
         )
-        if args.gateway:
+        if args.gateway and args.gateway_address:
+            # Configured: the load balancer's own address is not the one the linking clusters reach.
+            self.gateway_address = pulumi.Output.from_input(args.gateway_address)
+        elif args.gateway:
             # Read live from this cluster once the release that creates it is in place (its wait
             # already covers the load balancer getting its address).
             read = pulumi.ResourceOptions(parent=self, depends_on=[self.release])

@@ -11,6 +11,8 @@ GATEWAY_SERVICE = "linkerd-gateway"
 LINK_GROUP = "multicluster.linkerd.io"
 LINK_VERSION = "v1alpha3"
 EXPORTED_LABEL = "mirror.linkerd.io/exported"
+# The linkerd-crds chart, and its release: every release is named after its chart (components/charts.py).
+CRDS_RELEASE = "linkerd-crds"
 
 
 def mirror_name(service: str, target: str) -> str:

@@ -18,6 +18,7 @@ import pulumi.dynamic
 import yaml
 from pulumi.runtime import mocks, rpc
 
+from components import gateway_api
 from tests.fake_account import DO_TOKEN
 from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
@@ -73,9 +74,9 @@ class FakeCloud(mocks.Mocks):
     @contextmanager
     def serving(self) -> Iterator[None]:
         """For the length of a run: the account's API served, and doctl pointed at it (doctl reads
-        DIGITALOCEAN_API_URL: viper key `api-url`, doit.go GetGodoClient)."""
+        DIGITALOCEAN_API_URL: viper key `api-url`, doit.go GetGodoClient); the clusters reached."""
         saved = os.environ.get("DIGITALOCEAN_API_URL")
-        with self.digitalocean.serve_api() as url:
+        with self.digitalocean.serve_api() as url, self.reaching_clusters():
             os.environ["DIGITALOCEAN_API_URL"] = url
             try:
                 yield
@@ -151,6 +152,22 @@ class FakeCloud(mocks.Mocks):
         `make verify` reaches the cluster."""
         with self._against_cluster({"kubeconfig": kubeconfig}) as (live,):
             yield live["kubeconfig"]
+
+    @contextmanager
+    def reaching_clusters(self) -> Iterator[None]:
+        """While the program runs: its own reads at evaluation (components/gateway_api.py) reach the
+        simulated cluster behind a kubeconfig's server, as the dynamic providers' reads do."""
+        read = gateway_api.read_gateway_api_crds
+
+        def read_simulated(kubeconfig: str) -> dict:
+            with self._against_cluster({"kubeconfig": kubeconfig}) as (live,):
+                return read(live["kubeconfig"])
+
+        gateway_api.read_gateway_api_crds = read_simulated
+        try:
+            yield
+        finally:
+            gateway_api.read_gateway_api_crds = read
 
     def existing_resource(self, args: mocks.MockResourceArgs, old: Registration) -> tuple[str, dict, str]:
         """A resource the stack already has: (id, outputs, step), as the engine's diff decides.

@@ -12,6 +12,7 @@ from typing import Optional
 
 CRD = "CustomResourceDefinition"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+CRD_API = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 # What DOKS installs on a VPC-native cluster from 1.33 on, and keeps managing ("installs and
 # manages Gateway CRDs for Gateway, GatewayClass, HTTPRoute, TLSRoute, GRPCRoute and
@@ -58,11 +59,35 @@ def crd_name(plural: str) -> str:
     return f"{plural}.{GATEWAY_GROUP}"
 
 
+def crd_path(name: str) -> str:
+    return f"{CRD_API}/{name}"
+
+
+def served(obj: dict) -> dict:
+    """A CRD of the cluster's objects as the API server returns it (apiextensions.k8s.io/v1): the
+    first version listed is the storage version."""
+    name = obj["metadata"]["name"]
+    plural, _, group = name.partition(".")
+    versions = [{"name": version, "served": True, "storage": index == 0} for index, version in enumerate(obj["versions"])]
+    spec = {"group": group, "names": {"plural": plural, "kind": plural.rstrip("s").capitalize()}, "scope": "Namespaced", "versions": versions}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": CRD, "metadata": dict(obj["metadata"]), "spec": spec}
+
+
 def doks_gateway_crds(version: str, vpc_native: bool) -> dict[str, dict]:
     """What a fresh DOKS cluster has: the Gateway API CRDs only when VPC-native and >= 1.33."""
     if not vpc_native or int(version.split(".")[1]) < DOKS_MIN_MINOR:
         return {}
     return {crd_name(plural): {"metadata": {"name": crd_name(plural), "labels": dict(DOKS_OWNER_LABELS), "annotations": {}}, "versions": list(versions)} for plural, versions in DOKS_GATEWAY_CRDS.items()}
+
+
+# k3s 1.37+ installs the Gateway API CRDs with its bundled gateway-api-crd chart, a Helm release in
+# kube-system (k3s-io/k3s#14564: httproutes v1 and v1beta1, grpcroutes v1, tlsroutes, tcproutes, ...).
+K3S_GATEWAY_CRDS = {"gateways": ("v1", "v1beta1"), "gatewayclasses": ("v1", "v1beta1"), "httproutes": ("v1", "v1beta1"), "grpcroutes": ("v1",), "tlsroutes": ("v1alpha2",), "tcproutes": ("v1alpha2",)}
+
+
+def k3s_gateway_crds() -> dict[str, dict]:
+    owner = helm_ownership("gateway-api-crd", "kube-system")
+    return {crd_name(plural): {"metadata": {"name": crd_name(plural), **owner}, "versions": list(versions)} for plural, versions in K3S_GATEWAY_CRDS.items()}
 
 
 def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:

@@ -26,8 +26,10 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 from urllib.parse import parse_qs, urlsplit
+
+import yaml
 
 from tests.certificates import pem, self_signed_ca
 from tests.fake_account import ACCOUNT_TOKENS, OTHER_ACCOUNT_TOKEN, PREVIEW_TOKEN
@@ -153,8 +155,17 @@ class FakeDigitalOcean:
             service_subnet=service_subnet,
             system_pool={"name": f"{name}-pool", "size": system_pool_size, "nodeCount": 1, "tags": [DEFAULT_POOL_TAG]},
         )
-        self.accounts_clusters[name] = record
+        # A running cluster has its API server at its endpoint, which the program may read.
+        self._serve(record)
         return record
+
+    def _serve(self, record: DoksRecord) -> str:
+        """The cluster in the account, its API server at its endpoint; returns its CA."""
+        record.endpoint = f"https://{record.id}.k8s.ondigitalocean.com"
+        self.accounts_clusters[record.name] = record
+        ca_pem = _cluster_ca(record.name)
+        self.clusters[record.endpoint] = {"name": record.name, "ca": ca_pem, "id": record.id, "record": record}
+        return ca_pem
 
     def _cluster_id(self, name: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}#{self.generations.get(name, 0)}"))
@@ -224,7 +235,7 @@ class FakeDigitalOcean:
         }
         return {**cluster, "ha": True} if record.ha else cluster
 
-    def _api_answer(self, path: str, authorization: str) -> tuple[int, dict]:
+    def _api_answer(self, path: str, authorization: str) -> tuple[int, Union[dict, str]]:
         self.api_requests.append(path)
         url = urlsplit(path)
         token = authorization.removeprefix("Bearer ")
@@ -249,7 +260,13 @@ class FakeDigitalOcean:
                     pages["next"] = link.format(page + 1)
                 body["links"] = {"pages": pages}
             return 200, body
-        found = next((r for r in records if url.path == f"/v2/kubernetes/clusters/{r.id}"), None)
+        found = next((r for r in records if url.path in (f"/v2/kubernetes/clusters/{r.id}", f"/v2/kubernetes/clusters/{r.id}/kubeconfig")), None)
+        if found is not None and url.path.endswith("/kubeconfig"):
+            # The cluster's kubeconfig (YAML) needs kubernetes:access_cluster, which the preview token
+            # lacks (openapi specification/resources/kubernetes/kubernetes_get_kubeconfig.yml, security).
+            if token == PREVIEW_TOKEN:
+                return 403, {"id": "forbidden", "message": "You are not authorized to perform this operation", "request_id": "fake-request"}
+            return 200, _served_kubeconfig(found, parse_qs(url.query).get("expiry_seconds", [None])[0])
         if found is None:
             return 404, {"id": "not_found", "message": "The resource you were accessing could not be found.", "request_id": "fake-request"}
         return 200, {"kubernetes_cluster": self.api_cluster(found)}
@@ -262,9 +279,9 @@ class FakeDigitalOcean:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
                 code, body = fake._api_answer(self.path, self.headers.get("Authorization", ""))
-                data = json.dumps(body).encode()
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/yaml" if isinstance(body, str) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -329,11 +346,8 @@ class FakeDigitalOcean:
             pools=existing.pools if existing else {},
         )
         cluster_id = record.id
-        endpoint = f"https://{cluster_id}.k8s.ondigitalocean.com"
-        record.endpoint = endpoint
-        self.accounts_clusters[name] = record
-        ca_pem = _cluster_ca(name)
-        self.clusters[endpoint] = {"name": name, "ca": ca_pem, "id": cluster_id, "record": record}
+        ca_pem = self._serve(record)
+        endpoint = record.endpoint
         short_lived_token = f"doks-credentials-token-{cluster_id}"
         pool = dict(inputs["nodePool"])
         pool.update(
@@ -389,3 +403,21 @@ def _credentials(endpoint: str, ca_pem: str, token: str, expire_seconds: Optiona
             "rawConfig": f"apiVersion: v1\nclusters:\n- cluster:\n    server: {endpoint}\nusers:\n- user:\n    token: {token}\n",
         }
     ]
+
+
+def _served_kubeconfig(record: DoksRecord, expiry_seconds: Optional[str]) -> str:
+    """GET /v2/kubernetes/clusters/<id>/kubeconfig: a kubeconfig with the cluster's CA and a token
+    valid `expiry_seconds`, 7 days when unset (DigitalOcean API reference, "Retrieve the kubeconfig
+    for a Kubernetes Cluster")."""
+    lifetime = int(expiry_seconds) if expiry_seconds else 7 * 24 * 3600
+    context = f"do-{record.region}-{record.name}"
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": record.endpoint, "certificate-authority-data": base64.b64encode(_cluster_ca(record.name).encode()).decode()}}],
+            "users": [{"name": f"{context}-admin", "user": {"token": f"doks-credentials-token-{record.id}-{lifetime}s"}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-admin"}}],
+            "current-context": context,
+        }
+    )

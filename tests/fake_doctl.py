@@ -2,6 +2,7 @@
 
 - `kubernetes cluster kubeconfig exec-credential --version=v1beta1 <cluster id>`
   (commands/kubernetes.go, RunKubernetesKubeconfigExecCredential), with doctl's credential cache;
+- `kubernetes cluster kubeconfig show <cluster id>` (RunKubernetesKubeconfigShow);
 - `kubernetes cluster list` and `kubernetes cluster get <id>`, `--output=json`, against the
   API at DIGITALOCEAN_API_URL (the fake one tests/fake_digitalocean.py serves), paging as doctl does;
 - the global flags `--context`, `--access-token`/`-t`, `--config`/`-c`, `--api-url`, `--output`/`-o`,
@@ -30,7 +31,7 @@ else:  # run as doctl
     from fake_account import ACCOUNT_TOKENS, CLUSTER_TOKEN_SECONDS, OTHER_ACCOUNT_TOKEN, PREVIEW_TOKEN, cluster_token
 
 # Flags that take a value (`--flag=value` or `--flag value`), by every name they go by.
-VALUE_FLAGS = {"--context": "context", "--access-token": "access-token", "-t": "access-token", "--config": "config", "-c": "config", "--api-url": "api-url", "--output": "output", "-o": "output", "--version": "version"}
+VALUE_FLAGS = {"--context": "context", "--access-token": "access-token", "-t": "access-token", "--config": "config", "-c": "config", "--api-url": "api-url", "--output": "output", "-o": "output", "--version": "version", "--expiry-seconds": "expiry-seconds"}
 # do/pagination.go: doctl lists 200 a page.
 PER_PAGE = 200
 
@@ -126,12 +127,13 @@ def exec_credential(positional: list[str], flags: dict[str, str], token: str) ->
     print(json.dumps(credential))
 
 
-def api_get(api_url: str, path: str, token: str) -> dict:
+def api_get(api_url: str, path: str, token: str, raw: bool = False):
     url = f"{api_url.rstrip('/')}{path}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+            body = response.read()
+            return body.decode() if raw else json.loads(body)
     except urllib.error.HTTPError as error:
         body = json.loads(error.read() or b"{}")
         # godo.go ErrorResponse.Error.
@@ -153,12 +155,15 @@ def list_clusters(api_url: str, token: str) -> list[dict]:
     return clusters
 
 
+def api_base(flags: dict[str, str]) -> str:
+    return flags.get("api-url") or os.environ.get("DIGITALOCEAN_API_URL") or "https://api.digitalocean.com"
+
+
 def cluster_command(command: str, positional: list[str], flags: dict[str, str], token: str) -> None:
     if flags.get("output") != "json":
         fail("fake doctl: only --output=json is faked")
-    api_url = flags.get("api-url") or os.environ.get("DIGITALOCEAN_API_URL") or "https://api.digitalocean.com"
     if command == "list":
-        print(json.dumps(list_clusters(api_url, token), indent=2))
+        print(json.dumps(list_clusters(api_base(flags), token), indent=2))
         return
     if len(positional) != 1:
         fail("(kubernetes.cluster.get) command is missing required arguments")
@@ -168,7 +173,17 @@ def cluster_command(command: str, positional: list[str], flags: dict[str, str], 
         uuid.UUID(positional[0])
     except ValueError:
         fail("fake doctl: `cluster get <name>` is not faked; the program lists the clusters instead")
-    print(json.dumps([api_get(api_url, f"/v2/kubernetes/clusters/{positional[0]}", token)["kubernetes_cluster"]], indent=2))
+    print(json.dumps([api_get(api_base(flags), f"/v2/kubernetes/clusters/{positional[0]}", token)["kubernetes_cluster"]], indent=2))
+
+
+def kubeconfig_show(positional: list[str], flags: dict[str, str], token: str) -> None:
+    """commands/kubernetes.go RunKubernetesKubeconfigShow: the kubeconfig the API serves for the
+    cluster, printed as it comes; with --expiry-seconds, godo's GetKubeConfigWithExpiry
+    (kubernetes.go: GET .../kubeconfig?expiry_seconds=<n>&type=token)."""
+    if len(positional) != 1:
+        fail("(kubernetes.cluster.kubeconfig.show) command is missing required arguments")
+    query = f"?expiry_seconds={flags['expiry-seconds']}&type=token" if flags.get("expiry-seconds") else ""
+    print(api_get(api_base(flags), f"/v2/kubernetes/clusters/{positional[0]}/kubeconfig{query}", token, raw=True))
 
 
 def main(argv: list[str]) -> None:
@@ -176,10 +191,12 @@ def main(argv: list[str]) -> None:
     _, token = context_and_token(flags, read_config(flags))
     if positional[:4] == ["kubernetes", "cluster", "kubeconfig", "exec-credential"]:
         command, rest = "exec-credential", positional[4:]
+    elif positional[:4] == ["kubernetes", "cluster", "kubeconfig", "show"]:
+        command, rest = "show", positional[4:]
     elif positional[:3] in (["kubernetes", "cluster", "list"], ["kubernetes", "cluster", "get"]):
         command, rest = positional[2], positional[3:]
     else:
-        print(f"fake doctl: only exec-credential, cluster list and cluster get are faked, not {argv}", file=sys.stderr)
+        print(f"fake doctl: only exec-credential, kubeconfig show, cluster list and cluster get are faked, not {argv}", file=sys.stderr)
         sys.exit(2)
     # Every command builds its API client first (commands/command_config.go, NewCmdConfig; doit.go,
     # GetGodoClient): without a token it fails before looking at anything else.
@@ -187,6 +204,8 @@ def main(argv: list[str]) -> None:
         fail("Unable to initialize DigitalOcean API client: access token is required. (hint: run 'doctl auth init')")
     if command == "exec-credential":
         exec_credential(rest, flags, token)
+    elif command == "show":
+        kubeconfig_show(rest, flags, token)
     else:
         cluster_command(command, rest, flags, token)
 

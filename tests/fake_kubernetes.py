@@ -38,6 +38,7 @@ import yaml
 from components.kube_client import CredentialPluginError, exec_credential_token
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_charts, fake_crds
+from tests.certificates import pem, self_signed_ca
 from tests.fake_account import is_cluster_token
 from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean
@@ -98,6 +99,21 @@ class FakeCluster:
     rendered: dict[str, dict[str, dict]] = field(default_factory=dict)
     # API paths deleted through the fake API server (by the program's dynamic resources), in order.
     deleted: list[str] = field(default_factory=list)
+    # (address, port) other than the load balancer's at which the gateway is reachable from the
+    # other clusters (a NAT or port mapping in front of it), set by tests.
+    extra_gateway_endpoints: set[tuple[str, str]] = field(default_factory=set)
+    # The API server URLs the other clusters reach with a certificate valid for them; None: the
+    # endpoint (a DOKS cluster's public one). A local cluster's kubeconfig server is not among them.
+    network_api_servers: Optional[set[str]] = None
+    # The bearer token its API server takes from the program (None: the DOKS exec credential).
+    admin_token: Optional[str] = None
+
+    def gateway_endpoints(self) -> set[tuple[str, str]]:
+        """Where the other clusters reach the gateway: its load balancer address on the gateway port."""
+        return {(self.gateway_ip, "4143")} | self.extra_gateway_endpoints
+
+    def api_servers_for_links(self) -> set[str]:
+        return {self.endpoint} if self.network_api_servers is None else self.network_api_servers
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
@@ -146,14 +162,31 @@ class FakeKubernetes:
         self.token_missing_in: set[str] = set()
         self.unreachable_gateways: set[str] = set()
         self.preexisting: dict[str, list[tuple[str, str, str, dict]]] = {}
+        # And per cluster: where else its gateway is reachable (a NAT or port forward in front of
+        # the load balancer), and the API server URLs the other clusters reach (default: its endpoint).
+        self.gateway_forwards: dict[str, set[tuple[str, str]]] = {}
+        self.network_api_servers: dict[str, set[str]] = {}
 
     def register_provider(self, name: str, inputs: dict) -> dict:
         self.providers[name] = inputs
         return inputs
 
+    def add_local_cluster(self, cluster: FakeCluster) -> FakeCluster:
+        """A cluster this program did not create (see `k3d_cluster`), reached by its kubeconfig."""
+        self.clusters[cluster.endpoint] = cluster
+        return cluster
+
     def cluster_for_kubeconfig(self, kubeconfig_text: str) -> FakeCluster:
         kubeconfig = yaml.safe_load(kubeconfig_text)
         server = kubeconfig["clusters"][0]["cluster"]["server"]
+        local = self.clusters.get(server)
+        if local is not None and local.admin_token is not None:
+            user = kubeconfig["users"][0]["user"]
+            if base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).decode() != local.ca_pem:
+                raise AssertionError(f"kubeconfig for {server} carries the wrong CA: TLS to the API server would fail")
+            if user.get("token") != local.admin_token:
+                raise Exception(f"Unauthorized: the API server of {local.name} refused the kubeconfig's credentials")
+            return local
         known = self.digitalocean.clusters.get(server)
         if known is None:
             raise AssertionError(f"kubeconfig points at {server}, which is no DOKS cluster")
@@ -177,6 +210,9 @@ class FakeKubernetes:
             record = known["record"]
             for crd, obj in fake_crds.doks_gateway_crds(record.version, record.vpc_native).items():
                 cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            cluster.extra_gateway_endpoints = set(self.gateway_forwards.get(cluster.short, ()))
+            if cluster.short in self.network_api_servers:
+                cluster.network_api_servers = set(self.network_api_servers[cluster.short])
             for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
                 cluster.objects[(kind, namespace, name)] = preexisting_object(kind, namespace, name, labels)
             self.clusters[server] = cluster
@@ -190,6 +226,8 @@ class FakeKubernetes:
             raise AssertionError(f"resource uses no registered kubernetes provider ({provider_ref!r}): it would land in the ambient cluster")
         kubeconfig = unwrap(inputs["kubeconfig"])
         cluster = self.cluster_for_kubeconfig(kubeconfig)
+        if cluster.admin_token is not None:
+            return cluster  # its kubeconfig's own credentials, checked above
         # client-go runs the exec plugin with the provider's environment and sends its token,
         # cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
         try:
@@ -298,8 +336,10 @@ class FakeKubernetes:
     def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
         """A fake API server holding what `cluster` has produced by now; what is written to it
         (or deleted through it) stays so in the cluster."""
-        with FakeKubeAPI(cluster.name, doks_cluster_id=cluster.cluster_id) as api:
+        with FakeKubeAPI(cluster.name, token=cluster.admin_token, doks_cluster_id=None if cluster.admin_token else cluster.cluster_id) as api:
             api.objects.update(cluster.produced)
+            for path in [path for path in api.objects if path.startswith(fake_crds.CRD_API)]:
+                api.delete(path)  # served from the cluster's objects below, which releases change
             services = set()  # paths of the cluster's own Services: kept in `objects`, not `produced`
             for rendered in cluster.rendered.values():
                 api.objects.update(rendered)
@@ -309,6 +349,8 @@ class FakeKubernetes:
                     api.put(path, unwrap(obj))
                     if kind == "Service":
                         services.add(path)
+                elif kind == fake_crds.CRD:
+                    api.put(fake_crds.crd_path(name), fake_crds.served(obj))
             self._produce(cluster, api)
             try:
                 yield api
@@ -360,7 +402,7 @@ class FakeKubernetes:
         render_probe_services(api, controllers)
         for spec, target in self._working_links(cluster):
             reachable = self._reachable(spec, target)
-            mirror_link(api, target.short, spec["gatewayAddress"], reachable, self._exported(target), lambda ns: ("Namespace", "", ns) in cluster.objects)
+            mirror_link(api, target.short, spec["gatewayAddress"], int(spec["gatewayPort"]), reachable, self._exported(target), lambda ns: ("Namespace", "", ns) in cluster.objects)
 
     @staticmethod
     def _written(cluster: FakeCluster, method: str, path: str, obj: Optional[dict]) -> None:
@@ -420,14 +462,14 @@ class FakeKubernetes:
                 continue
             kubeconfig = yaml.safe_load(loaded)
             cluster = kubeconfig["clusters"][0]["cluster"]
-            if cluster["server"] != target.endpoint or base64.b64decode(cluster["certificate-authority-data"]).decode() != target.ca_pem:
-                continue  # it would not reach the target's API server
+            if cluster["server"] not in target.api_servers_for_links() or base64.b64decode(cluster["certificate-authority-data"]).decode() != target.ca_pem:
+                continue  # it would not reach the target's API server (or not trust it)
             if not target.accepts(kubeconfig["users"][0]["user"].get("token", "")):
                 continue  # the controller would get Unauthorized from the target
             yield spec, target
 
     def _reachable(self, spec: dict, target: FakeCluster) -> bool:
-        return spec["gatewayAddress"] == target.gateway_ip and target.short not in self.unreachable_gateways
+        return (spec["gatewayAddress"], spec["gatewayPort"]) in target.gateway_endpoints() and target.short not in self.unreachable_gateways
 
     @staticmethod
     def _exported(target: FakeCluster) -> dict[tuple[str, str], dict]:
@@ -448,5 +490,49 @@ class FakeKubernetes:
                 continue
             for namespace, service in self._exported(target):
                 if ("Namespace", "", namespace) in source.objects:
-                    mirrors[(namespace, mirror_name(service, target.short))] = [target.gateway_ip]
+                    mirrors[(namespace, mirror_name(service, target.short))] = [spec["gatewayAddress"]]
         return mirrors
+
+
+def k3d_cluster(short: str, node_ip: str, host_port: int, k3s_gateway_api: bool = False) -> FakeCluster:
+    """A one-server k3d cluster on a docker network shared with the other clusters, as Linkerd's
+    multicluster test makes them (bin/_test-helpers.sh at edge-26.6.3: `--network multicluster-test`):
+    - no Gateway API CRDs at start; with `k3s_gateway_api`, those k3s 1.37+ installs through its
+      bundled gateway-api-crd Helm chart (k3s-io/k3s#14564), owned by that release;
+    - servicelb gives a LoadBalancer Service the InternalIP of each node running its svclb pod, the
+      node's address on the docker network (k3s pkg/cloudprovider/servicelb.go, podIPs);
+    - k3d's kubeconfig server is https://0.0.0.0:<host port>, which only the host reaches; the
+      other clusters reach the API server at the server node's IP on port 6443, which k3s puts in
+      its serving certificate (pkg/cli/server/server.go adds the node IPs to the SANs), as the
+      test's `--api-server-address https://<control-plane node IP>:6443` does
+      (test/integration/multicluster/install_test.go);
+    - the kubeconfig authenticates with its own credentials (a client certificate in k3d; a
+      bearer token here), no exec plugin.
+    """
+    cluster = FakeCluster(
+        name=short,
+        short=short,
+        endpoint=f"https://0.0.0.0:{host_port}",
+        cluster_id=f"k3d-{short}",
+        ca_pem=pem(self_signed_ca(f"k3s-server-ca@{short}", days=3650)),
+        gateway_ip=node_ip,
+        network_api_servers={f"https://{node_ip}:6443"},
+        admin_token=f"k3d-admin-token-{short}",
+    )
+    if k3s_gateway_api:
+        cluster.objects.update({(fake_crds.CRD, "", name): obj for name, obj in fake_crds.k3s_gateway_crds().items()})
+    return cluster
+
+
+def local_kubeconfig(cluster: FakeCluster) -> str:
+    """The kubeconfig `k3d kubeconfig get` prints for `cluster` (credentials as a token here)."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": f"k3d-{cluster.short}", "cluster": {"server": cluster.endpoint, "certificate-authority-data": base64.b64encode(cluster.ca_pem.encode()).decode()}}],
+            "users": [{"name": f"admin@k3d-{cluster.short}", "user": {"token": cluster.admin_token}}],
+            "contexts": [{"name": f"k3d-{cluster.short}", "context": {"cluster": f"k3d-{cluster.short}", "user": f"admin@k3d-{cluster.short}"}}],
+            "current-context": f"k3d-{cluster.short}",
+        }
+    )

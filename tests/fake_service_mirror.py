@@ -49,6 +49,7 @@ def mirror_link(
     api: FakeKubeAPI,
     target: str,
     gateway_address: str,
+    gateway_port: int,
     reachable: bool,
     exported: dict[tuple[str, str], dict],
     namespace_exists: Callable[[str], bool],
@@ -70,4 +71,5 @@ def mirror_link(
             mirrors = sum(1 for obj in api.objects.values() if obj["kind"] == "Service" and MIRRORED_SERVICE in (obj["metadata"].get("labels") or {}))
             api.put_service(namespace, name, cluster_ip=f"10.245.0.{mirrors + 100}", ports=(("http", 80),), labels=labels)
         ready, not_ready = ([gateway_address], []) if reachable else ([], [gateway_address])
-        api.put_endpoints(namespace, name, ready, port=4143, not_ready=not_ready, labels=labels)
+        # The Link's gatewayAddress and gatewayPort (cluster_watcher.go, getEndpointsPorts).
+        api.put_endpoints(namespace, name, ready, port=gateway_port, not_ready=not_ready, labels=labels)

@@ -238,7 +238,8 @@ def run(
     ROOT.set(None)
     monitor = RecordingMonitor(fakes, prior.monitor if prior else None)
     mocks.set_mocks(fakes, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    # What the fakes serve to the program's own tools (the DigitalOcean API that doctl reads) during the run.
+    # What the fakes serve to the program's own tools (the DigitalOcean API that doctl reads) and its
+    # own reads at evaluation (the clusters behind kubeconfigs) during the run.
     serving = getattr(fakes, "serving", contextlib.nullcontext)
     try:
         with serving():

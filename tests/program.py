@@ -13,6 +13,7 @@ import pulumi
 from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import ClusterSpec, IdentitySpec, load_config
 from components.cost import monthly_cost
+from components.gateway_api import DOKS_MANAGED_VALUES
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.linkerd import Linkerd, LinkerdArgs
 from tests import fake_charts
@@ -90,6 +91,7 @@ def linkerd_on_one_cluster(spec: IdentitySpec, now: dt.datetime, name: str = "so
             issuer_cert_pem=issuer.cert_pem,
             issuer_key_pem=issuer.key_pem,
             renewal_marker=identity.renewal_marker,
+            gateway_api_values=DOKS_MANAGED_VALUES,
         )
         Linkerd(name, args)
         pulumi.export("kubeconfig", cluster.kubeconfig)

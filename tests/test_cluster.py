@@ -12,6 +12,7 @@ import yaml
 from components.cluster import DoksCluster, DoksClusterArgs, worker_pool_name
 from components.cluster_plan import choose_version
 from components.config import ClusterSpec
+from components.gateway_api import DOKS_MANAGED_VALUES
 from components.linkerd import Linkerd, LinkerdArgs
 from tests.fake_account import ROTATED_DO_TOKEN
 from tests.fake_cloud import FakeCloud
@@ -205,7 +206,7 @@ def test_control_plane_fails_where_doks_provides_no_gateway_api_crds():
     def program():
         spec = ClusterSpec("solo", "ams3", "s-4vcpu-8gb", 3, cluster_subnet=LONE_CLUSTER_SUBNET, service_subnet=LONE_SERVICE_SUBNET)
         cluster = DoksCluster("solo", DoksClusterArgs(spec=spec, version="1.32.9-do.0", version_prefix=None))
-        Linkerd("solo", LinkerdArgs(provider=cluster.provider, chart_version="2026.6.3", high_availability=False, trust_anchor_pem="", issuer_cert_pem="", issuer_key_pem="", renewal_marker="renewal-period-1"))
+        Linkerd("solo", LinkerdArgs(provider=cluster.provider, chart_version="2026.6.3", high_availability=False, trust_anchor_pem="", issuer_cert_pem="", issuer_key_pem="", renewal_marker="renewal-period-1", gateway_api_values=DOKS_MANAGED_VALUES))
 
     fakes.digitalocean.versions = ["1.32.9-do.0"]
     with pytest.raises(Exception, match=r"cannot watch httproutes.gateway.networking.k8s.io, grpcroutes.gateway.networking.k8s.io at v1"):

@@ -13,6 +13,7 @@ import pytest
 import components.linkerd
 from components.cluster_plan import plan_clusters
 from components.config import load_config
+import components.gateway_api
 from tests.fake_account import PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_digitalocean import DOKS_VERSIONS
@@ -137,7 +138,7 @@ def test_turning_ha_on_for_a_running_cluster_is_allowed():
 
 def test_linkerd_crds_that_render_the_gateway_api_fail_like_helm_on_doks(monkeypatch):
     """The fact the CRDs release's values rest on: DOKS owns these CRDs, and Helm does not adopt them."""
-    monkeypatch.setattr(components.linkerd, "CRDS_VALUES", {"installGatewayAPI": True})
+    monkeypatch.setattr(components.gateway_api, "DOKS_MANAGED_VALUES", {"installGatewayAPI": True})
     with pytest.raises(Exception, match=r'CustomResourceDefinition "(httproutes|grpcroutes|tlsroutes)\.gateway\.networking\.k8s\.io" in namespace "" exists and cannot be imported into the current release: invalid ownership metadata'):
         run_main(FakeCloud(), config=TOKEN)
 

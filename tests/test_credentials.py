@@ -104,13 +104,17 @@ def test_the_state_holds_no_account_token_and_no_credential_in_any_kubeconfig(se
         assert dt.datetime.fromisoformat(credentials["expiresAt"]) - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(minutes=10)
 
 
-def test_the_cluster_lookup_lists_the_account_and_fetches_no_credentials():
-    # One doctl list for every cluster (kubernetes:read); the credentials come from doctl's exec-credential.
+def test_the_cluster_lookup_lists_the_account_and_reads_each_running_clusters_ca_with_a_minute_token():
+    # One doctl list for every cluster (kubernetes:read); the credentials come from doctl's
+    # exec-credential. The CA, which the list leaves out, comes with a token asked to live 60 s.
     fakes = FakeCloud()
     first = run_main(fakes)
     fakes.digitalocean.api_requests.clear()
     run_main(fakes, prior=first)
-    assert fakes.digitalocean.api_requests == ["/v2/kubernetes/clusters?page=1&per_page=200"]
+    ids = {name: fakes.kubernetes.cluster_named(name).cluster_id for name in ("west", "east")}
+    assert sorted(fakes.digitalocean.api_requests) == sorted(
+        ["/v2/kubernetes/clusters?page=1&per_page=200", *(f"/v2/kubernetes/clusters/{i}/kubeconfig?expiry_seconds=60&type=token" for i in ids.values())]
+    )
 
 
 def test_no_kubeconfig_is_kept_secret_as_none_holds_a_secret(seed):

@@ -13,6 +13,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 
 from components.charts import merge_values
 from components.config import ClusterSpec
+from components.gateway_api import DOKS_MANAGED_VALUES
 from components.linkerd import Linkerd, LinkerdArgs
 from components.multicluster import Multicluster, MulticlusterArgs
 from tests.fake_cloud import FakeCloud
@@ -190,6 +191,7 @@ def test_linkerd_component_alone_orders_its_releases():
                 issuer_cert_pem="issuer-pem",
                 issuer_key_pem=pulumi.Output.secret("issuer-key"),
                 renewal_marker="renewal-period-1",
+                gateway_api_values=DOKS_MANAGED_VALUES,
             ),
         )
 

@@ -325,15 +325,11 @@ def test_each_link_is_checked_in_its_own_source_cluster(mesh: Mesh) -> None:
     [
         ({"bpf-lb-sock-hostns-only": "false"}, "sets bpf-lb-sock-hostns-only='false'"),
         ({}, "does not set bpf-lb-sock-hostns-only, so Cilium's default (false) applies"),
-        (None, "no ConfigMap kube-system/cilium-config"),
     ],
-    ids=["false", "key absent", "configmap absent"],
+    ids=["false", "key absent"],
 )
-def test_cilium_socket_lb_in_pod_namespaces_is_a_warning_with_the_remedy(mesh: Mesh, cilium: dict | None, found: str) -> None:
-    if cilium is None:
-        mesh.east.delete(core_path("kube-system", "configmaps", "cilium-config"))
-    else:
-        put_cilium_config(mesh.east, **cilium)
+def test_cilium_socket_lb_in_pod_namespaces_is_a_warning_with_the_remedy(mesh: Mesh, cilium: dict, found: str) -> None:
+    put_cilium_config(mesh.east, **cilium)
     code, report = mesh.run_json()
     assert code == 0 and report["ok"] is True  # a warning, as `linkerd check` exits 0 on warnings
     assert failing(report) == {("east", "cilium-socket-lb")}
@@ -343,6 +339,24 @@ def test_cilium_socket_lb_in_pod_namespaces_is_a_warning_with_the_remedy(mesh: M
     code, out = mesh.run()
     assert code == 0 and f"‼ {warning['description']}" in out.splitlines()
     assert out.rstrip().endswith("Status check results are √")
+
+
+def test_a_cluster_without_cilium_gets_no_cilium_check_or_warning(mesh: Mesh) -> None:
+    # k3s (flannel) and kind (kindnet) have no kube-system/cilium-config; east here stands for one.
+    mesh.east.delete(core_path("kube-system", "configmaps", "cilium-config"))
+    code, report = mesh.run_json()
+    assert code == 0 and not failing(report)
+    assert {(c["cluster"], c["name"]) for c in report["checks"] if c["name"] == "cilium-socket-lb"} == {("west", "cilium-socket-lb")}
+    code, out = mesh.run()
+    assert "‼" not in out and out.count("Cilium") == 1
+
+
+def test_a_gateway_given_by_dns_name_has_its_resolved_addresses_as_the_mirrors_endpoints(mesh: Mesh) -> None:
+    # clusters.east.gatewayAddress: a name; the service mirror writes what it resolves to (GATEWAY).
+    mesh.west.put_link("east", "gateway.east.example")
+    mesh.edit_outputs(gatewayAddresses={"east": "gateway.east.example"})
+    code, report = mesh.run_json()
+    assert code == 0, hints(report)
 
 
 def test_mtls_is_judged_on_the_last_minute_not_on_lifetime_counters(mesh: Mesh) -> None:

@@ -10,6 +10,7 @@ and whose result it exports as `gateway_alive`), and mirrors `<svc>` as `<svc>-<
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Optional, Protocol
@@ -131,6 +132,17 @@ def check_gateway_probe(cluster: Cluster, target: str) -> Optional[str]:
     return None
 
 
+def _names_an_ip(address: str) -> bool:
+    """A gateway given by DNS name (clusters.<name>.gatewayAddress) is resolved by the service
+    mirror, which writes the addresses it got (multicluster/service-mirror/cluster_watcher.go,
+    resolveGatewayAddress): there is no one address to compare then."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: str) -> Optional[str]:
     target = export.cluster
     mirror = mirror_name(export.service, target)
@@ -157,7 +169,7 @@ def check_mirrored_service(cluster: Cluster, export: Export, gateway_address: st
             f"{where} has no endpoints: {export.service} has no ready pods in {target}, "
             "or the service mirror has not synced it yet"
         )
-    if addresses != {gateway_address}:
+    if _names_an_ip(gateway_address) and addresses != {gateway_address}:
         if (service.get("spec") or {}).get("selector"):
             cause = "the Service has a selector, so Kubernetes fills its Endpoints with local pods (the service mirror never sets one): delete it and let the service mirror re-create it"
         else:
@@ -301,15 +313,25 @@ def check_chart_certificates(cluster: Cluster, renew_before_hours: int, now: dat
     return None
 
 
+def runs_cilium(cluster: Cluster) -> bool:
+    """Cilium keeps its agent's settings in this ConfigMap (its Helm chart's cilium-configmap.yaml):
+    a cluster without it (k3s' flannel, kind's kindnet) runs no Cilium to warn about. A cluster
+    that cannot be read counts as running it, so that its check reports the failure."""
+    try:
+        return cluster.get_configmap(*CILIUM_CONFIGMAP) is not None
+    except KubeError:
+        return True
+
+
 def check_cilium_socket_lb(cluster: Cluster) -> Optional[str]:
     namespace, name = CILIUM_CONFIGMAP
     configmap = cluster.get_configmap(namespace, name)
-    value = ((configmap or {}).get("data") or {}).get(CILIUM_HOSTNS_ONLY)
+    if configmap is None:
+        return None  # no Cilium (see runs_cilium)
+    value = (configmap.get("data") or {}).get(CILIUM_HOSTNS_ONLY)
     if value == "true":
         return None
-    if configmap is None:
-        found = f"no ConfigMap {namespace}/{name}, so the setting cannot be read; if the cluster runs Cilium, its default (false) applies"
-    elif value is None:
+    if value is None:
         found = f"{namespace}/{name} does not set {CILIUM_HOSTNS_ONLY}, so Cilium's default (false) applies"
     else:
         found = f"{namespace}/{name} sets {CILIUM_HOSTNS_ONLY}={value!r}"
@@ -353,7 +375,8 @@ def _result(cluster: Cluster, link: Optional[Link], name: str, description: str,
 
 
 def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Optional[datetime] = None) -> list[Result]:
-    """All checks: per link in its source cluster, then identity and Cilium in every cluster."""
+    """All checks: per link in its source cluster, then identity in every cluster, and Cilium's
+    socket load balancing in every cluster that runs Cilium."""
     now = now or datetime.now(timezone.utc)
     results = []
     for link in outputs.links:
@@ -375,5 +398,6 @@ def run_checks(outputs: StackOutputs, clusters: Mapping[str, Cluster], now: Opti
         results.append(_result(cluster, None, "issuer-expiry", f"issuer of {name} has more than {renew} h left", lambda: check_issuer_expiry(cluster, renew, now)))
         results.append(_result(cluster, None, "anchor-expiry", f"the trust anchor that signs the issuer of {name} outlives it", lambda: check_anchors_outlive_issuer(cluster)))
         results.append(_result(cluster, None, "chart-certificates", f"webhook and APIService certificates of {name} have more than {renew} h left", lambda: check_chart_certificates(cluster, renew, now)))
-        results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
+        if runs_cilium(cluster):
+            results.append(_result(cluster, None, "cilium-socket-lb", f"Cilium's socket load balancing of {name} leaves pod traffic to the Linkerd proxy", lambda: check_cilium_socket_lb(cluster), warning=True))
     return results
