@@ -35,6 +35,8 @@ class LiveCluster:
     cluster_subnet: str
     service_subnet: str
     system_pool_size: Optional[str]
+    endpoint: str
+    ca_certificate: str  # base64 PEM: public, unlike the token the lookup fetches with it
 
 
 class ClusterDetailsRefused(Exception):
@@ -65,6 +67,8 @@ def find_cluster(name: str) -> Optional[LiveCluster]:
         cluster_subnet=found.cluster_subnet,
         service_subnet=found.service_subnet,
         system_pool_size=built_in.size if built_in else None,
+        endpoint=found.endpoint,
+        ca_certificate=found.kube_configs[0].cluster_ca_certificate if found.kube_configs else "",
     )
 
 
@@ -114,7 +118,7 @@ def _replacement_procedure(name: str) -> str:
 def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]], namespace: str) -> list[str]:
     """Config changes that an existing cluster cannot take in place."""
     problems = []
-    for name, spec in config.clusters.items():
+    for name, spec in config.created_clusters().items():
         cluster = live.get(name)
         if cluster is None:
             continue
@@ -142,12 +146,13 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
 
 
 def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
-    """The version slug to register per cluster: an offered one for a new cluster, the running one
-    otherwise. One lookup per cluster by its DOKS name, then the versions, only if a cluster is new."""
+    """The version slug to register per cluster the program creates: an offered one for a new
+    cluster, the running one otherwise. One lookup per cluster by its DOKS name, then the versions,
+    only if a cluster is new."""
     stack = pulumi.get_stack()
     live: dict[str, Optional[LiveCluster]] = {}
     unread: list[str] = []
-    for name in config.clusters:
+    for name in config.created_clusters():
         try:
             live[name] = find_cluster(doks_name(stack, name))
         except ClusterDetailsRefused:

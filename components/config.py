@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 from pulumi_digitalocean import DropletSlug
 
+from components.kubeconfigs import KubeconfigFileError, context_cluster, load_context
+
 # Cluster names become Kubernetes object names and label values in other clusters
 # (`linkerd-service-mirror-<name>`, `cluster-credentials-<name>`, `<service>-<name>`), so they
 # must be DNS-1123 labels short enough to leave room for those prefixes and suffixes.
@@ -74,6 +76,37 @@ class ClusterSpec:
     control_plane_ha: bool = False
 
 
+# The settings only a cluster the program creates has: DigitalOcean's for an adopted cluster, its
+# owner's for a cluster given by a kubeconfig.
+CREATED_ONLY_KEYS = ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa")
+ADOPTED_KEYS = ("existingCluster",)
+KUBECONFIG_KEYS = ("kubeconfig", "context")
+
+
+@dataclass(frozen=True)
+class AdoptedClusterSpec:
+    """A DOKS cluster that exists already: the program meshes it, and never creates, resizes,
+    upgrades or deletes it. Its region, version, endpoint and CA are DigitalOcean's."""
+
+    name: str
+    existing_cluster: str  # its DOKS name
+
+
+@dataclass(frozen=True)
+class KubeconfigClusterSpec:
+    """Any cluster, reached through a context of a kubeconfig file (kind, k3d, EKS, GKE, ...)."""
+
+    name: str
+    kubeconfig: str  # the file's absolute path (`~` expanded)
+    context: str
+    # The context's API server and CA (base64 PEM; None: the system's roots), as the file has them.
+    server: str
+    ca_certificate: Optional[str]
+
+
+AnyClusterSpec = ClusterSpec | AdoptedClusterSpec | KubeconfigClusterSpec
+
+
 @dataclass(frozen=True)
 class LinkSpec:
     """`source` mirrors the services that `target` exports, through `target`'s gateway."""
@@ -113,7 +146,7 @@ class IdentitySpec:
 
 @dataclass(frozen=True)
 class MeshConfig:
-    clusters: Mapping[str, ClusterSpec]
+    clusters: Mapping[str, AnyClusterSpec]
     # A minor ("1.35") or patch prefix for new clusters; None: the newest minor DOKS offers.
     kubernetes_version: Optional[str]
     links: tuple[LinkSpec, ...]
@@ -132,8 +165,12 @@ class MeshConfig:
     def link_targets(self, source: str) -> list[str]:
         return [link.target for link in self.links if link.source == source]
 
+    def created_clusters(self) -> dict[str, ClusterSpec]:
+        """The DOKS clusters this program creates and owns."""
+        return {name: spec for name, spec in self.clusters.items() if isinstance(spec, ClusterSpec)}
 
-class _Problems:
+
+class Problems:
     """Collects every problem with the key path it belongs to."""
 
     def __init__(self, namespace: str):
@@ -154,7 +191,7 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[str, ...]) -> dict:
+def _expect_mapping(value: Any, path: str, problems: Problems, allowed: tuple[str, ...]) -> dict:
     """A mapping whose keys are all known; a typo must not silently fall back to a default."""
     if not isinstance(value, dict):
         problems.add(path, f"must be a mapping with keys {', '.join(allowed)}")
@@ -165,7 +202,7 @@ def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[s
     return value
 
 
-def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
+def _read(entry: dict, key: str, path: str, problems: Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
     """entry[key] if it passes `check`; otherwise the problem is recorded and `default` returned."""
     key_path = _key_path(path, key)
     if key not in entry:
@@ -211,27 +248,72 @@ def _node_size(value: Any) -> Optional[str]:
     return None
 
 
-def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
+def _parse_clusters(raw: Any, problems: Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
     if not isinstance(raw, dict) or not raw:
-        problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}")
+        problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}, {existingCluster} or {kubeconfig, context}")
         return {}
-    clusters: dict[str, ClusterSpec] = {}
+    clusters: dict[str, AnyClusterSpec] = {}
     for name, settings in raw.items():
         path = f"clusters.{name}"
         name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
         if name_problem:
             problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
-        entry = _expect_mapping(settings, path, problems, ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa"))
-        region = _read(entry, "region", path, problems, _region, required=True)
-        size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
-        count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
-        pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
-        services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
-        ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
-        if not name_problem:
-            clusters[name] = ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha)
+        given = [key for key in (*ADOPTED_KEYS, *KUBECONFIG_KEYS) if isinstance(settings, dict) and key in settings]
+        if "existingCluster" in given and len(given) > 1:
+            problems.add(path, "a cluster is either an existing DOKS cluster (existingCluster) or one in a kubeconfig (kubeconfig, context), not both")
+            continue
+        if given:
+            spec = _parse_given_cluster(name, settings, path, problems, base_dir)
+        else:
+            spec = _parse_created_cluster(name, settings, path, problems)
+        if spec is not None and not name_problem:
+            clusters[name] = spec
     _check_subnets_apart(clusters, problems)
     return clusters
+
+
+def _parse_created_cluster(name: str, settings: Any, path: str, problems: Problems) -> Optional[ClusterSpec]:
+    entry = _expect_mapping(settings, path, problems, CREATED_ONLY_KEYS)
+    region = _read(entry, "region", path, problems, _region, required=True)
+    size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
+    count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
+    pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
+    services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
+    ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
+    return ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha)
+
+
+def _parse_given_cluster(name: str, entry: dict, path: str, problems: Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
+    """An existing DOKS cluster, or one in a kubeconfig; the settings of a created cluster are refused."""
+    adopted = "existingCluster" in entry
+    own_keys = ADOPTED_KEYS if adopted else KUBECONFIG_KEYS
+    why = (
+        f"{name} is an existing DOKS cluster (existingCluster): its nodes, network and control plane are DigitalOcean's as they are, and the program never changes them"
+        if adopted
+        else f"{name} is a cluster in a kubeconfig: its owner sets it up, and the program never changes it"
+    )
+    for key in entry:
+        if key in CREATED_ONLY_KEYS:
+            problems.add(_key_path(path, key), f"only a cluster the program creates has {key}; {why}")
+        elif key not in own_keys:
+            problems.add(_key_path(path, key), f"unknown key; allowed: {', '.join(own_keys)}")
+    text = lambda value: None if isinstance(value, str) and value.strip() else f"must be a non-empty string, got {value!r}"
+    if adopted:
+        existing = _read(entry, "existingCluster", path, problems, text, required=True)
+        return AdoptedClusterSpec(name=name, existing_cluster=existing) if existing else None
+    file = _read(entry, "kubeconfig", path, problems, text, required=True)
+    context = _read(entry, "context", path, problems, text, required=True)
+    if not (file and context):
+        return None
+    # `~` as the shell would; a relative path from the project's directory, where Pulumi runs the program.
+    file = os.path.normpath(os.path.join(base_dir, os.path.expanduser(file)))
+    try:
+        loaded = load_context(file, context)
+        server, ca = context_cluster(loaded)
+    except KubeconfigFileError as error:
+        problems.add(_key_path(path, "context" if "no context" in str(error) else "kubeconfig"), str(error))
+        return None
+    return KubeconfigClusterSpec(name=name, kubeconfig=file, context=context, server=server, ca_certificate=ca)
 
 
 def _private_subnet(value: Any) -> tuple[Optional[ipaddress.IPv4Network], Optional[str]]:
@@ -267,12 +349,13 @@ def _service_subnet(value: Any) -> Optional[str]:
     return None
 
 
-def _check_subnets_apart(clusters: Mapping[str, ClusterSpec], problems: _Problems) -> None:
+def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> None:
     """DOKS refuses VPC-native ranges that overlap within an account (doctl commands/kubernetes.go);
     within the stack it is caught here, with both keys named."""
     ranges = [
         (f"clusters.{name}.{key}", ipaddress.IPv4Network(cidr))
         for name, spec in clusters.items()
+        if isinstance(spec, ClusterSpec)
         for key, cidr in (("clusterSubnet", spec.cluster_subnet), ("serviceSubnet", spec.service_subnet))
         if cidr is not None
     ]
@@ -282,7 +365,7 @@ def _check_subnets_apart(clusters: Mapping[str, ClusterSpec], problems: _Problem
                 problems.add(path, f"{network} overlaps {other_path} ({other}); every cluster's pod and service ranges must be apart")
 
 
-def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
+def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[LinkSpec, ...]:
     if not isinstance(raw, list):
         problems.add("links", "must be a list of {from, to}")
         return ()
@@ -309,14 +392,15 @@ def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Probl
     return tuple(links)
 
 
-def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec]) -> Optional[str]:
+def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec]) -> Optional[str]:
     """remote-discovery sends traffic pod to pod, so every linking cluster must route the target's
     pod IPs: DOKS puts a region's clusters in its default VPC, and clusters of different regions in
     different VPCs. (All clusters here are VPC-native with ranges kept apart.)"""
     target = clusters.get(cluster)
-    if target is None:
-        return None
-    elsewhere = [f"{link.source} ({clusters[link.source].region})" for link in links if link.target == cluster and link.source in clusters and clusters[link.source].region != target.region]
+    if not isinstance(target, ClusterSpec):
+        return None  # only for clusters the program creates is the network known here
+    sources = [clusters.get(link.source) for link in links if link.target == cluster]
+    elsewhere = [f"{source.name} ({source.region})" for source in sources if isinstance(source, ClusterSpec) and source.region != target.region]
     if not elsewhere:
         return None
     return (
@@ -326,7 +410,7 @@ def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], cluster
     )
 
 
-def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[ExportSpec, ...]:
     if not isinstance(raw, list):
         problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
         return ()
@@ -358,7 +442,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
     return tuple(exports)
 
 
-def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> LinkerdSpec:
+def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> LinkerdSpec:
     default = LinkerdSpec()
     entry = _expect_mapping(raw, "linkerd", problems, ("version", "highAvailability", "gatewaySourceRanges"))
 
@@ -381,13 +465,14 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
     ha = _read(entry, "highAvailability", "linkerd", problems, _boolean, default.high_availability)
     ranges = _read(entry, "gatewaySourceRanges", "linkerd", problems, source_ranges, [])
     if ha:
+        # Only for the clusters it creates does the program know the nodes.
         for name, cluster in clusters.items():
-            if cluster.node_count < HA_MIN_NODES:
+            if isinstance(cluster, ClusterSpec) and cluster.node_count < HA_MIN_NODES:
                 problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} worker nodes (one control-plane replica per node), got {cluster.node_count}")
     return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
 
 
-def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
+def _parse_identity(raw: Any, problems: Problems) -> IdentitySpec:
     default = IdentitySpec()
     entry = _expect_mapping(raw, "identity", problems, ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"))
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
@@ -423,13 +508,21 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     )
 
 
-def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False) -> MeshConfig:
+def _is_doks(entry: Any) -> bool:
+    """Whether a cluster entry is a DOKS cluster (created or adopted), which needs the DigitalOcean token."""
+    return not (isinstance(entry, dict) and any(key in entry for key in KUBECONFIG_KEYS))
+
+
+def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False, base_dir: Optional[str] = None) -> MeshConfig:
     """Build the typed config from the stack's values (already YAML-decoded) or raise RunError.
 
-    `token_available`: DIGITALOCEAN_ACCESS_TOKEN is set. `token_in_config`: the stack config holds
-    `digitalocean:token`, which the state would then keep (the provider's inputs), so it is refused.
+    `token_available`: DIGITALOCEAN_ACCESS_TOKEN is set; only a stack with a DOKS cluster needs it.
+    `token_in_config`: the stack config holds `digitalocean:token`, which the state would then keep
+    (the provider's inputs), so it is refused. `base_dir`: where relative kubeconfig paths start
+    (the project's directory, where Pulumi runs the program; default: the current directory).
     """
-    problems = _Problems(namespace)
+    raw_clusters = values.get("clusters")
+    problems = Problems(namespace)
     _expect_mapping(values, "", problems, ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"))
     if token_in_config:
         problems.add(
@@ -438,14 +531,15 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
             "Remove it (`pulumi config rm digitalocean:token`) and export it as DIGITALOCEAN_ACCESS_TOKEN instead",
             namespace="digitalocean",
         )
-    elif not token_available:
+    elif not token_available and isinstance(raw_clusters, dict) and any(_is_doks(entry) for entry in raw_clusters.values()):
         problems.add(
             "token",
             "no DigitalOcean token: export DIGITALOCEAN_ACCESS_TOKEN (`make deploy` exports it from DIGITALOCEAN_TOKEN); "
-            "the DigitalOcean provider reads it, and so does doctl, which the clusters' kubeconfigs run for credentials",
+            "the DigitalOcean provider reads it, and so does doctl, which the DOKS clusters' kubeconfigs run for credentials "
+            "(a stack of clusters given by kubeconfigs alone needs neither)",
             namespace="digitalocean",
         )
-    clusters = _parse_clusters(values.get("clusters"), problems)
+    clusters = _parse_clusters(raw_clusters, problems, base_dir or os.getcwd())
 
     def version_prefix(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not KUBERNETES_VERSION_PREFIX.match(value):

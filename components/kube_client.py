@@ -1,7 +1,10 @@
-"""A Kubernetes API client from a kubeconfig given as text, for code that reads live clusters
-outside the Pulumi provider (the waits during `pulumi up`, and `verify`).
+"""A Kubernetes API client from a kubeconfig given as text, or as a reference to a context of a
+kubeconfig file (components/kubeconfigs.py), for code that reads live clusters outside the Pulumi
+provider (the waits during `pulumi up`, and `verify`). Whatever the context authenticates with
+works: a bearer token (or token file), a client certificate, an exec credential plugin.
 
-For a user with an exec credential plugin (the clusters' doctl form) the plugin is run here,
+For a user with an exec credential plugin (the DOKS clusters' doctl form, `aws eks get-token`,
+`gke-gcloud-auth-plugin`) the plugin is run here,
 not by the official client: that client logs a failing plugin to stderr and sends the request
 without credentials, so the caller would see a bare 401 (kubernetes/config/kube_config.py,
 `_load_from_exec_plugin`). Here a failing plugin is an error that names the cluster and the fix.
@@ -9,6 +12,7 @@ without credentials, so the caller would see a bare 401 (kubernetes/config/kube_
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -20,13 +24,15 @@ from typing import Optional
 import yaml
 from kubernetes import client, config
 
+from components.kubeconfigs import KubeconfigFileError, load_context, parse_reference
+
 # doctl asks the DigitalOcean API for the cluster's credentials: a few seconds at most.
 EXEC_TIMEOUT_SECONDS = 30
 # A cached token is renewed this long before it expires.
 EXPIRY_MARGIN_SECONDS = 60
-# Plugin output (command, args, environment) -> (token, expiry as epoch seconds). client-go
-# caches exec credentials in-process the same way, until they expire.
-_token_cache: dict[str, tuple[str, float]] = {}
+# Plugin output (command, args, environment) -> (the user's credential fields, expiry as epoch
+# seconds). client-go caches exec credentials in-process the same way, until they expire.
+_credential_cache: dict[str, tuple[dict, float]] = {}
 
 
 class KubeconfigError(Exception):
@@ -45,31 +51,44 @@ def api_client(kubeconfig: str, exec_timeout_seconds: float = EXEC_TIMEOUT_SECON
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise KubeconfigError(f"the kubeconfig is not valid YAML{where}") from None
+    reference = parse_reference(kubeconfig)
+    if reference:
+        try:
+            parsed = load_context(*reference)
+        except KubeconfigFileError as error:
+            raise KubeconfigError(str(error)) from None
     try:
-        parsed = _with_plugin_token(parsed, exec_timeout_seconds)
+        parsed = _with_plugin_credential(parsed, exec_timeout_seconds)
         return config.new_client_from_config_dict(parsed, persist_config=False, client_configuration=client.Configuration(retries=retries))
     except (config.ConfigException, TypeError, AttributeError, KeyError, StopIteration) as err:
         raise KubeconfigError(f"the kubeconfig is incomplete ({type(err).__name__})") from None
 
 
-def _with_plugin_token(kubeconfig: dict, timeout_seconds: float) -> dict:
-    """The kubeconfig with its current user's exec plugin replaced by the token it returns."""
+def _with_plugin_credential(kubeconfig: dict, timeout_seconds: float) -> dict:
+    """The kubeconfig with its current user's exec plugin replaced by the credential it returns."""
     context = next(c["context"] for c in kubeconfig["contexts"] if c["name"] == kubeconfig["current-context"])
     user = next(u for u in kubeconfig["users"] if u["name"] == context["user"])
     if "exec" not in (user.get("user") or {}):
         return kubeconfig
-    token = exec_credential_token(context["cluster"], user["user"]["exec"], timeout_seconds)
-    users = [u if u is not user else {"name": u["name"], "user": {"token": token}} for u in kubeconfig["users"]]
+    cluster = next((c["cluster"] for c in kubeconfig["clusters"] if c["name"] == context["cluster"]), {})
+    credential = exec_credential(context["cluster"], user["user"]["exec"], timeout_seconds, cluster)
+    users = [u if u is not user else {"name": u["name"], "user": credential} for u in kubeconfig["users"]]
     return {**kubeconfig, "users": users}
 
 
-def exec_credential_token(cluster: str, exec_config: dict, timeout_seconds: float = EXEC_TIMEOUT_SECONDS) -> str:
-    """Runs the plugin as client-go does (the process environment plus the plugin's own `env`)."""
+def exec_credential(cluster: str, exec_config: dict, timeout_seconds: float = EXEC_TIMEOUT_SECONDS, cluster_info: Optional[dict] = None) -> dict:
+    """Runs the plugin as client-go does (the process environment plus the plugin's own `env`; the
+    cluster's server and CA in KUBERNETES_EXEC_INFO when it asks for them with provideClusterInfo,
+    client-go plugin/pkg/client/auth/exec/exec.go); returns the user's credential fields: a token,
+    or a client certificate and key."""
     command = [exec_config["command"], *(exec_config.get("args") or [])]
     env = {**os.environ, **{item["name"]: item["value"] for item in exec_config.get("env") or []}}
-    env["KUBERNETES_EXEC_INFO"] = json.dumps({"apiVersion": exec_config["apiVersion"], "kind": "ExecCredential", "spec": {"interactive": False}})
+    spec: dict = {"interactive": False}
+    if exec_config.get("provideClusterInfo") and cluster_info:
+        spec["cluster"] = {"server": cluster_info.get("server"), "certificate-authority-data": cluster_info.get("certificate-authority-data")}
+    env["KUBERNETES_EXEC_INFO"] = json.dumps({"apiVersion": exec_config["apiVersion"], "kind": "ExecCredential", "spec": spec})
     key = hashlib.sha256(json.dumps([command, sorted(env.items())]).encode()).hexdigest()
-    cached = _token_cache.get(key)
+    cached = _credential_cache.get(key)
     if cached and cached[1] > time.time() + EXPIRY_MARGIN_SECONDS:
         return cached[0]
     shown = " ".join(command)
@@ -87,13 +106,17 @@ def exec_credential_token(cluster: str, exec_config: dict, timeout_seconds: floa
         raise CredentialPluginError(f"cluster {cluster!r}: the credential plugin `{shown}` failed (exit {done.returncode}: {said}); {_hint(command, env)}")
     try:
         status = json.loads(done.stdout)["status"]
-        token = status["token"]
-    except (ValueError, KeyError, TypeError):
-        raise CredentialPluginError(f"cluster {cluster!r}: the credential plugin `{shown}` printed no ExecCredential with a token") from None
+        if status.get("token"):
+            credential = {"token": status["token"]}
+        else:
+            # kubeconfig's *-data fields are base64; the plugin's are PEM (client.authentication.k8s.io).
+            credential = {field: base64.b64encode(status[key].encode()).decode() for field, key in (("client-certificate-data", "clientCertificateData"), ("client-key-data", "clientKeyData"))}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise CredentialPluginError(f"cluster {cluster!r}: the credential plugin `{shown}` printed no ExecCredential with a token or a client certificate") from None
     expiry = _epoch(status.get("expirationTimestamp"))
     if expiry is not None:
-        _token_cache[key] = (token, expiry)
-    return token
+        _credential_cache[key] = (credential, expiry)
+    return credential
 
 
 def _hint(command: list[str], env: dict[str, str]) -> str:

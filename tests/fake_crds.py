@@ -65,6 +65,12 @@ def doks_gateway_crds(version: str, vpc_native: bool) -> dict[str, dict]:
     return {crd_name(plural): {"metadata": {"name": crd_name(plural), "labels": dict(DOKS_OWNER_LABELS), "annotations": {}}, "versions": list(versions)} for plural, versions in DOKS_GATEWAY_CRDS.items()}
 
 
+def owner_gateway_crds() -> dict[str, dict]:
+    """The Gateway API CRDs a cluster's owner installed (standard channel, by kubectl or an addon),
+    as DOKS' are: served at v1, owned by something other than this program's Helm."""
+    return {crd_name(plural): {"metadata": {"name": crd_name(plural), "labels": {"app.kubernetes.io/managed-by": "cluster-owner"}, "annotations": {}}, "versions": list(versions)} for plural, versions in DOKS_GATEWAY_CRDS.items()}
+
+
 def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:
     """CRD name -> served versions, for what `chart` renders with `values`."""
     if chart != "linkerd-crds":

@@ -1,10 +1,13 @@
-"""A Kubernetes fake: one simulated cluster per DOKS cluster, reached through a kubeconfig.
+"""A Kubernetes fake: one simulated cluster per DOKS cluster, and per cluster given by a kubeconfig
+file (`add_kubeconfig_cluster`), reached through a kubeconfig.
 
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, refuses a kubeconfig
 whose CA is not that cluster's, and authenticates as client-go does: it runs the kubeconfig's
 exec plugin (doctl, the fake one on PATH) and the cluster accepts only the token DigitalOcean
-issues for it. Helm releases come back with the status the provider reports; a ServicePatch
+issues for it. A provider given a kubeconfig file's path and a context reads the file as
+pulumi-kubernetes does (provider/pkg/provider/util.go, parseKubeconfigString: a path that exists is
+read) and authenticates with that context's user: a token, a token file or an exec plugin. Helm releases come back with the status the provider reports; a ServicePatch
 fails, as server-side apply does, when its Service does not exist. A fresh cluster holds the
 Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
 does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
@@ -30,7 +33,8 @@ from typing import Iterator, Optional
 import pulumi
 import yaml
 
-from components.kube_client import CredentialPluginError, exec_credential_token
+from components.kube_client import CredentialPluginError, exec_credential
+from components.kubeconfigs import context_cluster, load_context
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_crds
 from tests.fake_account import cluster_token
@@ -68,6 +72,12 @@ class FakeCluster:
     # Link name -> the pod-template annotations of its controller Deployment, and its restarts.
     controller_annotations: dict[str, dict] = field(default_factory=dict)
     controller_restarts: dict[str, int] = field(default_factory=dict)
+    # The bearer token its API server accepts from the admin user ("": DigitalOcean's per cluster).
+    admin_token: str = ""
+
+    @property
+    def api_token(self) -> str:
+        return self.admin_token or cluster_token(self.cluster_id)
 
     def releases(self) -> dict[str, dict]:
         return {name: obj for (kind, _, name), obj in self.objects.items() if kind == "Release"}
@@ -115,6 +125,45 @@ class FakeKubernetes:
         self.token_missing_in: set[str] = set()
         self.unreachable_gateways: set[str] = set()
         self.preexisting: dict[str, list[tuple[str, str, str, dict]]] = {}
+        # Clusters given by a kubeconfig (not DOKS), by API server URL.
+        self.given: dict[str, FakeCluster] = {}
+
+    @contextmanager
+    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True) -> Iterator[FakeCluster]:
+        """A running cluster that no DigitalOcean account knows, answering at its own address (a
+        fake API server that stays up while the test uses it) to `admin_token`, with a kube-system
+        namespace whose uid identifies it. With `gateway_api_crds` its owner installed the Gateway
+        API CRDs (as GKE and EKS offer), under an owner that is not this program's Helm."""
+        uid = f"kube-system-uid-{name}"
+        with FakeKubeAPI(name, token=admin_token) as front_door:
+            front_door.put(f"/api/v1/namespaces/kube-system", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": uid}})
+            cluster = FakeCluster(
+                name=name,
+                short=name,
+                endpoint=front_door.url,
+                cluster_id=uid,
+                ca_pem="",  # plain HTTP: no CA to check (the fake API server speaks no TLS)
+                gateway_ip=f"198.51.100.{zlib.crc32(name.encode()) % 250 + 1}",
+                admin_token=admin_token,
+            )
+            if gateway_api_crds:
+                for crd, obj in fake_crds.owner_gateway_crds().items():
+                    cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            self.given[cluster.endpoint] = cluster
+            try:
+                yield cluster
+            finally:
+                del self.given[cluster.endpoint]
+
+    def cluster_for_context(self, path: str, context: str) -> FakeCluster:
+        """The given cluster a kubeconfig file's context points at, checked as TLS would check it."""
+        server, ca = context_cluster(load_context(path, context))
+        cluster = self.given.get(server)
+        if cluster is None:
+            raise AssertionError(f"context {context!r} of {path} points at {server}, where no cluster answers")
+        if (base64.b64decode(ca).decode() if ca else "") != cluster.ca_pem:
+            raise AssertionError(f"context {context!r} of {path} does not carry the CA of {server}: TLS to the API server would fail")
+        return cluster
 
     def register_provider(self, name: str, inputs: dict) -> dict:
         self.providers[name] = inputs
@@ -157,16 +206,25 @@ class FakeKubernetes:
         inputs = self.providers.get(name)
         if inputs is None:
             raise AssertionError(f"resource uses no registered kubernetes provider ({provider_ref!r}): it would land in the ambient cluster")
-        kubeconfig = unwrap(inputs["kubeconfig"])
-        cluster = self.cluster_for_kubeconfig(kubeconfig)
+        kubeconfig, context = unwrap(inputs["kubeconfig"]), unwrap(inputs.get("context"))
+        if context:
+            cluster = self.cluster_for_context(kubeconfig, context)
+            user = load_context(kubeconfig, context)["users"][0]["user"]
+        else:
+            cluster = self.cluster_for_kubeconfig(kubeconfig)
+            user = yaml.safe_load(kubeconfig)["users"][0]["user"]
         # client-go runs the exec plugin with the provider's environment and sends its token,
         # cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
-        try:
-            token = exec_credential_token(cluster.short, yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"])
-        except CredentialPluginError as error:
-            raise Exception(f"getting credentials: exec: executable doctl failed: {error}") from None
-        if token != cluster_token(cluster.cluster_id):
-            raise Exception(f"Unauthorized: the API server of {cluster.name} refused the token")
+        if "exec" in user:
+            try:
+                user = exec_credential(cluster.short, user["exec"])
+            except CredentialPluginError as error:
+                raise Exception(f"getting credentials: exec: executable {user['exec']['command']} failed: {error}") from None
+        if "tokenFile" in user:
+            with open(user["tokenFile"], encoding="utf-8") as handle:
+                user = {"token": handle.read().strip()}
+        if user.get("token") != cluster.api_token:
+            raise Exception(f"Unauthorized: the API server of {cluster.name} refused the credentials")
         return cluster
 
     def cluster_named(self, short: str) -> FakeCluster:
@@ -244,7 +302,7 @@ class FakeKubernetes:
     def serve(self, cluster: FakeCluster) -> Iterator[FakeKubeAPI]:
         """A fake API server holding what `cluster` has produced by now; what is written to it
         (or deleted through it) stays so in the cluster."""
-        with FakeKubeAPI(cluster.name, token=cluster_token(cluster.cluster_id)) as api:
+        with FakeKubeAPI(cluster.name, token=cluster.api_token) as api:
             api.objects.update(cluster.produced)
             for (kind, namespace, name), obj in cluster.objects.items():
                 if kind == "Secret":
@@ -352,7 +410,8 @@ class FakeKubernetes:
                 continue
             kubeconfig = yaml.safe_load(loaded)
             cluster = kubeconfig["clusters"][0]["cluster"]
-            if cluster["server"] != target.endpoint or base64.b64decode(cluster["certificate-authority-data"]).decode() != target.ca_pem:
+            ca = cluster.get("certificate-authority-data")
+            if cluster["server"] != target.endpoint or (base64.b64decode(ca).decode() if ca else "") != target.ca_pem:
                 continue  # it would not reach the target's API server
             if not target.accepts(kubeconfig["users"][0]["user"].get("token", "")):
                 continue  # the controller would get Unauthorized from the target
