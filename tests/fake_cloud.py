@@ -176,8 +176,8 @@ class FakeCloud(mocks.Mocks):
 
     def delete_resource(self, old: Registration) -> None:
         """The engine deletes what the program no longer registers, through its provider."""
-        if not old.id:
-            return  # a component: nothing to delete
+        if not old.id or old.type.startswith(("pulumi:providers:", "tls:")):
+            return  # a component, a provider, or pulumi-tls' keys and certificates (state only): nothing in any cloud to delete
         if old.type.startswith("pulumi-python:dynamic"):
             with self._against_cluster(unwrap(old.state)) as (live,):
                 _provider(old.state).delete(old.id, live)

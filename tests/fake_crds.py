@@ -83,6 +83,18 @@ def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:
     return crds
 
 
+def removed_on_uninstall(objects: dict, release: str) -> list[str]:
+    """The CRDs Helm deletes with `release`: those it rendered from templates/ (linkerd-crds has no
+    crds/ directory, whose CRDs Helm would keep), except the Gateway API ones, which carry
+    `helm.sh/resource-policy: keep` (charts/linkerd-crds/templates/gateway.networking.k8s.io_*.yaml
+    at edge-26.6.3)."""
+    return [
+        name
+        for (kind, _, name), obj in objects.items()
+        if kind == CRD and (obj.get("metadata") or {}).get("annotations", {}).get("meta.helm.sh/release-name") == release and not name.endswith(f".{GATEWAY_GROUP}")
+    ]
+
+
 def helm_ownership(release: str, namespace: str) -> dict:
     return {"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}}
 

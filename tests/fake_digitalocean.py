@@ -110,7 +110,9 @@ class FakeDigitalOcean:
             service_subnet=service_subnet,
             system_pool={"name": f"{name}-pool", "size": system_pool_size, "nodeCount": 1, "tags": [DEFAULT_POOL_TAG]},
         )
+        record.endpoint = f"https://{record.id}.k8s.ondigitalocean.com"
         self.accounts_clusters[name] = record
+        self.clusters[record.endpoint] = {"name": name, "ca": _cluster_ca(name), "id": record.id, "record": record}
         return record
 
     def _cluster_id(self, name: str) -> str:

@@ -184,7 +184,7 @@ class FakeKubernetes:
         if server not in self.clusters:
             cluster = FakeCluster(
                 name=known["name"],
-                short=known["name"].removeprefix(f"{pulumi.get_stack()}-"),
+                short=kubeconfig["current-context"],  # the mesh names its kubeconfigs' contexts after its clusters
                 endpoint=server,
                 cluster_id=known["id"],
                 ca_pem=known["ca"],
@@ -229,7 +229,7 @@ class FakeKubernetes:
 
     def cluster_named(self, short: str) -> FakeCluster:
         """The simulated cluster the mesh calls `short`."""
-        matches = [c for c in self.clusters.values() if c.short == short]
+        matches = [c for c in [*self.clusters.values(), *self.given.values()] if c.short == short]
         assert len(matches) == 1, f"no single cluster {short!r}: {[c.name for c in self.clusters.values()]}"
         return matches[0]
 
@@ -284,6 +284,8 @@ class FakeKubernetes:
         cluster = self.cluster_for(provider)
         if type_ == "kubernetes:helm.sh/v3:Release":
             cluster.objects.pop(("Release", state.get("namespace") or "default", state["name"]))
+            for crd in fake_crds.removed_on_uninstall(cluster.objects, state["name"]):
+                del cluster.objects[(fake_crds.CRD, "", crd)]
             return
         metadata = unwrap(state.get("metadata") or {})
         kind = type_.split(":")[-1]
