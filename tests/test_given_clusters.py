@@ -4,14 +4,14 @@ that stop a bad config before anything is registered; and a teardown that leaves
 
 from __future__ import annotations
 
-import base64
 import json
+from contextlib import ExitStack
 
 import pulumi
 import pytest
 import yaml
 
-from components.kubeconfigs import parse_reference
+from components.kubeconfigs import kubeconfig_reference, parse_reference
 from tests.fake_account import DO_TOKEN
 from tests.fake_cloud import FakeCloud
 from tests.fake_kube_api import closed_port_kubeconfig
@@ -19,6 +19,10 @@ from tests.given import created, plugin_user, stack_values, token_file_user, wri
 from tests.harness import PROJECT, run, run_main, unwrap
 from tests.program import RELEASE, provider_cluster, releases
 from tests.test_credentials import stored, strings
+from verify.checks import run_checks
+from verify.dashboard import main as dashboard_main
+from verify.kube import KubeCluster
+from verify.outputs import parse_outputs
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 NODE_POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
@@ -250,3 +254,61 @@ def test_teardown_removes_what_was_installed_and_never_a_given_cluster(tmp_path)
             crds = {key[2] for key in left if key[0] == "CustomResourceDefinition"}
             assert crds == {f"{p}.gateway.networking.k8s.io" for p in ("gateways", "gatewayclasses", "httproutes", "grpcroutes", "tlsroutes", "referencegrants")}
         assert not [k for k in fakes.kubernetes.cluster_named("east").produced if "/secrets/cluster-credentials" in k]
+
+
+@pytest.fixture
+def local(tmp_path, monkeypatch):
+    """The local stack as its file has it (~/.kube/config, contexts k3d-west and k3d-east), on two
+    generic fake clusters given by token (not k3d-like: these have the Gateway API CRDs, and their
+    kubeconfig's server is one the program reaches), without a DigitalOcean token."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
+    fakes = FakeCloud()
+    with fakes.kubernetes.kubeconfig_cluster("west", NORTH_TOKEN) as west, fakes.kubernetes.kubeconfig_cluster("east", SOUTH_TOKEN) as east:
+        (tmp_path / ".kube").mkdir()
+        kubeconfig = write_kubeconfig(tmp_path / ".kube" / "config", {"k3d-west": (west.endpoint, {"token": NORTH_TOKEN}), "k3d-east": (east.endpoint, {"token": SOUTH_TOKEN})})
+        yield fakes, run_main(fakes, stack="local"), kubeconfig
+
+
+def test_the_local_stack_runs_the_seed_without_digitalocean(local):
+    fakes, result, kubeconfig = local
+    assert fakes.invokes == [] and not [r for r in result.monitor.registrations.values() if r.type.startswith("digitalocean:")]
+    assert {name: parse_reference(text) for name, text in result.outputs["kubeconfigs"].items()} == {"west": (str(kubeconfig), "k3d-west"), "east": (str(kubeconfig), "k3d-east")}
+    (mirror,) = result.outputs["mirroredServices"]["west"]
+    assert mirror["name"] == "emojivoto/web-svc-east" and mirror["endpoints"] == [fakes.kubernetes.cluster_named("east").gateway_ip]
+
+
+def test_verify_reads_the_local_stack_through_the_kubeconfig_the_outputs_name(local, tmp_path):
+    # The user's kubeconfig, but for the servers (each cluster's fake API server, which takes the
+    # context's own token): verify reads the file the outputs refer to, as `make verify` does.
+    fakes, result, kubeconfig = local
+    served = yaml.safe_load(kubeconfig.read_text())
+    with ExitStack() as stack:
+        for entry in served["clusters"]:
+            cluster = fakes.kubernetes.given[entry["cluster"]["server"]]
+            entry["cluster"]["server"] = stack.enter_context(fakes.kubernetes.serve(cluster)).url
+        copy = write_text(tmp_path / "served-config", yaml.safe_dump(served))
+        references = {name: kubeconfig_reference(str(copy), parse_reference(text)[1]) for name, text in result.outputs["kubeconfigs"].items()}
+        outputs = parse_outputs(json.loads(json.dumps({**result.outputs, "kubeconfigs": references})))
+        clusters = {name: KubeCluster(name, text) for name, text in references.items()}
+        results = {(r.cluster, r.name): r for r in run_checks(outputs, clusters)}
+    assert all(cluster.failure is None for cluster in clusters.values()), [str(c.failure) for c in clusters.values()]
+    assert results[("west", "mirror-controller")].ok and results[("west", "mirrored-service")].ok
+
+
+def test_the_dashboard_of_a_given_cluster_uses_its_kubeconfig_and_context(local, tmp_path, monkeypatch, capsys):
+    _, result, kubeconfig = local
+    outputs_file = write_text(tmp_path / "outputs.json", json.dumps(result.outputs))
+    record = tmp_path / "kubectl-args"
+    kubectl = write_text(tmp_path / "bin" / "kubectl", f'#!/bin/sh\necho "$@" > {record}\n')
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{kubectl.parent}:/usr/bin:/bin")
+    assert dashboard_main(["east", "--outputs", str(outputs_file)]) == 0
+    assert record.read_text().split() == ["--kubeconfig", str(kubeconfig), "--context", "k3d-east", "-n", "linkerd-viz", "port-forward", "svc/web", "8084:8084"]
+    assert kubeconfig.exists(), "the user's kubeconfig is theirs to keep"
+
+
+def write_text(path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
