@@ -12,6 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # What the Makefile reads: itself, the requirements and the stack files.
 MAKE_INPUTS = ["Makefile", "requirements.txt", "requirements-test.txt", "Pulumi.yaml", *(path.name for path in REPO.glob("Pulumi.*.yaml"))]
+# `make kubeconfig` reads a cluster's kubeconfig reference with components/kubeconfigs.py.
+MAKE_INPUT_PACKAGES = ["components"]
 
 
 def variable(name: str) -> str:
@@ -25,6 +27,8 @@ def copy_repo(destination: Path) -> Path:
     destination.mkdir()
     for name in MAKE_INPUTS:
         shutil.copy2(REPO / name, destination / name)
+    for name in MAKE_INPUT_PACKAGES:
+        shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
     return destination
 
 

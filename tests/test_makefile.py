@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import sys
 from dataclasses import dataclass
@@ -370,7 +369,6 @@ def test_a_stack_of_kubeconfig_clusters_needs_neither_the_token_nor_doctl(checko
 
 def test_kubeconfig_of_a_given_cluster_points_at_the_users_own_file(checkout):
     reference = "kind: KubeconfigReference\nkubeconfig: /home/me/.kube/config\ncontext: k3d-east\n"
-    shutil.copytree(REPO / "components", checkout.root / "components")  # the recipe reads the reference with it
     fake_tools.pulumi(checkout.pulumi_bin / "pulumi", checkout.pulumi_log, {"kubeconfigs": {"east": reference}})
     result = checkout.make("kubeconfig", "STACK=local", "CLUSTER=east", PULUMI_CONFIG_PASSPHRASE="x")
     assert result.returncode != 0
