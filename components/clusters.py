@@ -4,7 +4,9 @@ existing DOKS cluster it adopts, or any cluster in a kubeconfig. Only here does 
 
 Neither given kind registers anything that could create, resize, upgrade or delete the cluster:
 each is a Kubernetes provider under a component, so destroying the stack removes what the program
-installed in it and never the cluster.
+installed in it and never the cluster. In a given cluster the program also owns Linkerd's
+namespaces: Helm's `--create-namespace` makes a namespace that no uninstall removes (helm
+pkg/action/install.go; it is not part of the release), which would outlive the stack there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from components.cluster import DoksCluster, DoksClusterArgs
 from components.config import AdoptedClusterSpec, AnyClusterSpec, ClusterSpec, KubeconfigClusterSpec
 from components.given_clusters import GivenCluster
 from components.kubeconfigs import exec_kubeconfig, kubeconfig_reference
+from components.names import LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, VIZ_NAMESPACE
 
 CREATED, EXISTING, KUBECONFIG = "created", "existingCluster", "kubeconfig"
 
@@ -37,6 +40,9 @@ class MeshCluster:
     ca_certificate: pulumi.Input[Optional[str]]  # base64 PEM; None: the system's roots
     # Its entry in the `clusters` stack output.
     summary: Mapping[str, Any]
+    # The namespaces the program owns there, which Linkerd's releases wait for (and outlive in a
+    # teardown); none in a created cluster, which goes with everything in it.
+    namespaces: tuple[pulumi.Resource, ...] = ()
 
     @property
     def doks(self) -> bool:
@@ -49,6 +55,13 @@ class MeshCluster:
         return self.source == CREATED
 
 
+def linkerd_namespaces(name: str, provider: kubernetes.Provider, parent: pulumi.Resource) -> tuple[pulumi.Resource, ...]:
+    return tuple(
+        kubernetes.core.v1.Namespace(f"{namespace}-{name}", metadata=kubernetes.meta.v1.ObjectMetaArgs(name=namespace), opts=pulumi.ResourceOptions(parent=parent, provider=provider))
+        for namespace in (LINKERD_NAMESPACE, VIZ_NAMESPACE, MULTICLUSTER_NAMESPACE)
+    )
+
+
 class ExistingDoksCluster(pulumi.ComponentResource):
     """A DOKS cluster the program adopts: DigitalOcean's exec kubeconfig, as for the clusters it
     creates, and nothing of DigitalOcean's registered (it was looked up before)."""
@@ -57,6 +70,7 @@ class ExistingDoksCluster(pulumi.ComponentResource):
         super().__init__("linkerd-mesh:index:ExistingDoksCluster", name, None, opts)
         self.kubeconfig = exec_kubeconfig(name, found.identity, found.endpoint, found.ca_certificate)
         self.provider = kubernetes.Provider(f"kubernetes-{name}", kubeconfig=self.kubeconfig, cluster_identifier=found.identity, opts=pulumi.ResourceOptions(parent=self))
+        self.namespaces = linkerd_namespaces(name, self.provider, self)
         self.register_outputs({"kubeconfig": self.kubeconfig})
 
 
@@ -78,6 +92,7 @@ class KubeconfigCluster(pulumi.ComponentResource):
             cluster_identifier=found.identity,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.namespaces = linkerd_namespaces(name, self.provider, self)
         self.register_outputs({"kubeconfig": self.kubeconfig})
 
 
@@ -95,7 +110,7 @@ def build_cluster(spec: AnyClusterSpec, version: str, version_prefix: Optional[s
         adopted = ExistingDoksCluster(name, given)
         live = given.doks
         summary = {"id": given.identity, "region": live.region, "version": live.version, "endpoint": given.endpoint, "source": EXISTING}
-        return MeshCluster(name, EXISTING, adopted.provider, adopted.kubeconfig, given.endpoint, given.ca_certificate, summary)
+        return MeshCluster(name, EXISTING, adopted.provider, adopted.kubeconfig, given.endpoint, given.ca_certificate, summary, adopted.namespaces)
     cluster = KubeconfigCluster(name, spec, given)
     summary = {"id": given.identity, "endpoint": given.endpoint, "source": KUBECONFIG, "kubeconfig": spec.kubeconfig, "context": spec.context}
-    return MeshCluster(name, KUBECONFIG, cluster.provider, cluster.kubeconfig, given.endpoint, given.ca_certificate, summary)
+    return MeshCluster(name, KUBECONFIG, cluster.provider, cluster.kubeconfig, given.endpoint, given.ca_certificate, summary, cluster.namespaces)

@@ -4,6 +4,7 @@ extension, in the order Linkerd needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -62,6 +63,8 @@ class LinkerdArgs:
     trust_anchor_pem: pulumi.Input[str]
     issuer_cert_pem: pulumi.Input[str]
     issuer_key_pem: pulumi.Input[str]  # secret
+    # Namespaces the program owns in the cluster, made before anything is installed into them.
+    namespaces: Sequence[pulumi.Resource] = ()
 
 
 def control_plane_values(args: LinkerdArgs) -> pulumi.Output[dict]:
@@ -100,6 +103,7 @@ class Linkerd(pulumi.ComponentResource):
             namespace=LINKERD_NAMESPACE,
             values=CRDS_VALUES,
             timeout_seconds=CRDS_TIMEOUT_SECONDS,
+            depends_on=list(args.namespaces),
             **common,
         )
         self.control_plane = linkerd_release(

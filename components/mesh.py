@@ -66,6 +66,7 @@ def _build_cluster(name: str, config: MeshConfig, version: str, given: Optional[
             trust_anchor_pem=identity.trust_anchor_pem,
             issuer_cert_pem=issuer.cert_pem,
             issuer_key_pem=issuer.key_pem,
+            namespaces=cluster.namespaces,
         ),
     )
     multicluster = Multicluster(

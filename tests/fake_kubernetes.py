@@ -243,6 +243,10 @@ class FakeKubernetes:
                 missing = ", ".join(fake_crds.missing_for_linkerd(cluster.objects))
                 raise Exception(f"release {release} failed, and has been uninstalled due to atomic being set: timed out waiting for the condition (linkerd-destination: the policy controller cannot watch {missing} at v1)")
             cluster.objects[("Release", namespace, release)] = inputs
+            if inputs.get("createNamespace") and ("Namespace", "", namespace) not in cluster.objects:
+                # `--create-namespace` makes it outside the release (helm pkg/action/install.go):
+                # no uninstall removes it.
+                cluster.objects[("Namespace", "", namespace)] = {"metadata": {"name": namespace}}
             status = {
                 "name": release,
                 "namespace": namespace,

@@ -244,6 +244,11 @@ def test_teardown_removes_what_was_installed_and_never_a_given_cluster(tmp_path)
         destroyed = run(fakes, lambda: None, config, stack="west-east", prior=deployed)
         assert len(destroyed.deleted) == len(deployed.monitor.registrations)
         assert not [urn for urn in destroyed.deleted if "digitalocean:" in urn]
+        # Linkerd's namespaces, which the program owns there, go once every release in them has.
+        position = {urn.rsplit("::", 1)[-1]: index for index, urn in enumerate(destroyed.deleted)}
+        for name in ("east", "north"):
+            last_release = max(position[f"{chart}-{name}"] for chart in ("linkerd-crds", "linkerd-control-plane", "linkerd-viz", "linkerd-multicluster"))
+            assert min(position[f"{namespace}-{name}"] for namespace in ("linkerd", "linkerd-viz", "linkerd-multicluster")) > last_release
         # The clusters stand: the existing one as DigitalOcean has it, the kubeconfig one answering.
         assert fakes.digitalocean.accounts_clusters["team-east"] is team_east and fakes.kubernetes.given[north.endpoint] is north
         for name in ("east", "north"):
