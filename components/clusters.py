@@ -57,7 +57,7 @@ class MeshCluster:
 
 def linkerd_namespaces(name: str, provider: kubernetes.Provider, parent: pulumi.Resource) -> tuple[pulumi.Resource, ...]:
     return tuple(
-        kubernetes.core.v1.Namespace(f"{namespace}-{name}", metadata=kubernetes.meta.v1.ObjectMetaArgs(name=namespace), opts=pulumi.ResourceOptions(parent=parent, provider=provider))
+        kubernetes.core.v1.Namespace(f"namespace-{namespace}-{name}", metadata=kubernetes.meta.v1.ObjectMetaArgs(name=namespace), opts=pulumi.ResourceOptions(parent=parent, provider=provider))
         for namespace in (LINKERD_NAMESPACE, VIZ_NAMESPACE, MULTICLUSTER_NAMESPACE)
     )
 

@@ -248,7 +248,7 @@ def test_teardown_removes_what_was_installed_and_never_a_given_cluster(tmp_path)
         position = {urn.rsplit("::", 1)[-1]: index for index, urn in enumerate(destroyed.deleted)}
         for name in ("east", "north"):
             last_release = max(position[f"{chart}-{name}"] for chart in ("linkerd-crds", "linkerd-control-plane", "linkerd-viz", "linkerd-multicluster"))
-            assert min(position[f"{namespace}-{name}"] for namespace in ("linkerd", "linkerd-viz", "linkerd-multicluster")) > last_release
+            assert min(position[f"namespace-{namespace}-{name}"] for namespace in ("linkerd", "linkerd-viz", "linkerd-multicluster")) > last_release
         # The clusters stand: the existing one as DigitalOcean has it, the kubeconfig one answering.
         assert fakes.digitalocean.accounts_clusters["team-east"] is team_east and fakes.kubernetes.given[north.endpoint] is north
         for name in ("east", "north"):
