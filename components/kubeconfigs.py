@@ -93,8 +93,7 @@ def _named(entries: Any, name: str, what: str, path: str) -> dict:
 
 
 def load_context(path: str, context: str) -> dict:
-    """The kubeconfig at `path` cut down to `context` (its cluster and user, made current), with the
-    files it names resolved against the file's directory."""
+    """The kubeconfig at `path` cut down to `context` (see `select_context`)."""
     try:
         with open(path, encoding="utf-8") as handle:
             parsed = yaml.safe_load(handle)
@@ -104,6 +103,12 @@ def load_context(path: str, context: str) -> dict:
         raise KubeconfigFileError(f"the kubeconfig file {path} cannot be read ({error.strerror})") from None
     except yaml.YAMLError:
         raise KubeconfigFileError(f"the kubeconfig file {path} is not valid YAML") from None
+    return select_context(parsed, context, path)
+
+
+def select_context(parsed: Any, context: str, path: str) -> dict:
+    """A kubeconfig cut down to `context` (its cluster and user, made current), with the files it
+    names resolved against the directory of `path`, the file it came from."""
     if not isinstance(parsed, dict):
         raise KubeconfigFileError(f"the kubeconfig file {path} is not a kubeconfig")
     contexts = [entry.get("name") for entry in parsed.get("contexts") or [] if isinstance(entry, dict)]

@@ -25,6 +25,7 @@ it all persists across runs of the program on the same fakes, deletions included
 from __future__ import annotations
 
 import base64
+import os
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import pulumi
 import yaml
 
 from components.kube_client import CredentialPluginError, exec_credential
-from components.kubeconfigs import context_cluster, load_context
+from components.kubeconfigs import context_cluster, load_context, select_context
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_crds
 from tests.fake_account import cluster_token
@@ -155,15 +156,23 @@ class FakeKubernetes:
             finally:
                 del self.given[cluster.endpoint]
 
-    def cluster_for_context(self, path: str, context: str) -> FakeCluster:
-        """The given cluster a kubeconfig file's context points at, checked as TLS would check it."""
-        server, ca = context_cluster(load_context(path, context))
+    def cluster_for_context(self, path_or_contents: str, context: str) -> FakeCluster:
+        """The given cluster a kubeconfig's context points at, checked as TLS would check it."""
+        server, ca = context_cluster(self.provider_context(path_or_contents, context))
         cluster = self.given.get(server)
         if cluster is None:
             raise AssertionError(f"context {context!r} of {path} points at {server}, where no cluster answers")
         if (base64.b64decode(ca).decode() if ca else "") != cluster.ca_pem:
             raise AssertionError(f"context {context!r} of {path} does not carry the CA of {server}: TLS to the API server would fail")
         return cluster
+
+    @staticmethod
+    def provider_context(path_or_contents: str, context: str) -> dict:
+        """pulumi-kubernetes' `kubeconfig` is a path when such a file exists, its contents otherwise
+        (provider/pkg/provider/util.go, parseKubeconfigString)."""
+        if os.path.isfile(path_or_contents):
+            return load_context(path_or_contents, context)
+        return select_context(yaml.safe_load(path_or_contents), context, "the provider's kubeconfig")
 
     def register_provider(self, name: str, inputs: dict) -> dict:
         self.providers[name] = inputs
@@ -209,7 +218,7 @@ class FakeKubernetes:
         kubeconfig, context = unwrap(inputs["kubeconfig"]), unwrap(inputs.get("context"))
         if context:
             cluster = self.cluster_for_context(kubeconfig, context)
-            user = load_context(kubeconfig, context)["users"][0]["user"]
+            user = self.provider_context(kubeconfig, context)["users"][0]["user"]
         else:
             cluster = self.cluster_for_kubeconfig(kubeconfig)
             user = yaml.safe_load(kubeconfig)["users"][0]["user"]
