@@ -14,7 +14,10 @@ import yaml
 from components.kubeconfigs import kubeconfig_reference, parse_reference
 from tests.fake_account import DO_TOKEN
 from tests.fake_cloud import FakeCloud
-from tests.fake_kube_api import closed_port_kubeconfig
+from components.config import KubeconfigClusterSpec
+from components.given_clusters import GivenClusterProblem, _kubeconfig_identity
+from tests.certificates import pem, signed_leaf, signing_ca
+from tests.fake_kube_api import FakeKubeAPI, ServerTLS, closed_port_kubeconfig
 from tests.given import created, plugin_user, stack_values, token_file_user, write_kubeconfig
 from tests.harness import PROJECT, run, run_main, unwrap
 from tests.program import RELEASE, provider_cluster, releases
@@ -317,3 +320,28 @@ def write_text(path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def test_a_client_certificate_context_authenticates_and_a_foreign_one_is_refused(tmp_path):
+    # An HTTPS API server that takes client certificates its client CA signed (kube-apiserver's x509
+    # authenticator); the kubeconfig names the CA, certificate and key as files beside it.
+    cluster_ca, other_ca = signing_ca("cluster-ca"), signing_ca("someone-elses-ca")
+    server_cert, server_key = signed_leaf(cluster_ca, "kube-apiserver", server_ip="127.0.0.1")
+    with FakeKubeAPI("tls", tls=ServerTLS(server_cert, server_key, pem(cluster_ca[0]))) as api:
+        api.put("/api/v1/namespaces/kube-system", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": "uid-of-tls"}})
+        write_text(tmp_path / "ca.crt", pem(cluster_ca[0]))
+        users = {}
+        for name, ca in (("admin", cluster_ca), ("forged", other_ca)):
+            cert, key = signed_leaf(ca, name)
+            write_text(tmp_path / f"{name}.crt", cert)
+            write_text(tmp_path / f"{name}.key", key)
+            users[name] = (api.url, {"client-certificate": f"{name}.crt", "client-key": f"{name}.key"})
+        kubeconfig = yaml.safe_load(write_kubeconfig(tmp_path / "config", users).read_text())
+        for entry in kubeconfig["clusters"]:
+            entry["cluster"]["certificate-authority"] = "ca.crt"
+        write_text(tmp_path / "config", yaml.safe_dump(kubeconfig))
+        spec = lambda context: KubeconfigClusterSpec(name=context, kubeconfig=str(tmp_path / "config"), context=context, server=api.url, ca_certificate=None)
+        assert _kubeconfig_identity(spec("admin")) == "uid-of-tls"
+        # kube-apiserver would answer 401; the fake refuses already in the handshake (tests/fake_kube_api.py).
+        with pytest.raises(GivenClusterProblem, match="'forged'"):
+            _kubeconfig_identity(spec("forged"))
