@@ -149,6 +149,8 @@ def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, str]:
     """The version slug to register per cluster the program creates: an offered one for a new
     cluster, the running one otherwise. One lookup per cluster by its DOKS name, then the versions,
     only if a cluster is new."""
+    if not config.created_clusters():
+        return {}  # nothing to look up, nor any version to choose: no DigitalOcean call at all
     stack = pulumi.get_stack()
     live: dict[str, Optional[LiveCluster]] = {}
     unread: list[str] = []

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.kubeconfigs import kubeconfig_reference, parse_reference
-from tests.fake_account import DO_TOKEN
+from tests.fake_account import DO_TOKEN, PREVIEW_TOKEN
 from tests.fake_cloud import FakeCloud
 from components.config import KubeconfigClusterSpec
 from components.given_clusters import GivenClusterProblem, _kubeconfig_identity
@@ -345,3 +345,20 @@ def test_a_client_certificate_context_authenticates_and_a_foreign_one_is_refused
         # kube-apiserver would answer 401; the fake refuses already in the handshake (tests/fake_kube_api.py).
         with pytest.raises(GivenClusterProblem, match="'forged'"):
             _kubeconfig_identity(spec("forged"))
+
+
+def test_a_kubernetes_version_pin_asks_digitalocean_nothing_without_a_created_cluster(local):
+    fakes, _, _ = local
+    fakes.invokes.clear()
+    run_main(fakes, stack="local", config={f"{PROJECT}:kubernetesVersion": "1.35"})
+    assert fakes.invokes == []
+
+
+def test_a_preview_token_that_may_not_read_an_existing_cluster_says_so(monkeypatch):
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", PREVIEW_TOKEN)
+    fakes = FakeCloud()
+    adopted_east(fakes)
+    with pytest.raises(pulumi.RunError) as raised:
+        run_main(fakes, config=stack_values({"west": created("sfo3", 20), "east": {"existingCluster": "team-east"}}, [("west", "east")]), replace_config=True, preview=True)
+    assert f"{PROJECT}:clusters.east.existingCluster: this DigitalOcean token may not read the details of 'team-east'" in str(raised.value)
+    assert fakes.registered == []
