@@ -29,7 +29,10 @@ CREATED, EXISTING, KUBECONFIG = "created", "existingCluster", "kubeconfig"
 @dataclass(frozen=True)
 class MeshCluster:
     name: str
-    source: str  # CREATED, EXISTING or KUBECONFIG
+    # CREATED: a DOKS cluster the program owns (and deletes with the stack); EXISTING: a DOKS cluster
+    # it was given (DigitalOcean's rules, prices and network apply, but it is not the program's);
+    # KUBECONFIG: any cluster, none of DigitalOcean's rules apply.
+    source: str
     # Deploys into the cluster; its identity follows the cluster (a DOKS id, or kube-system's uid).
     provider: kubernetes.Provider
     # How the live reads and `verify` reach it, holding no credential: DigitalOcean's exec form, or
@@ -43,16 +46,6 @@ class MeshCluster:
     # The namespaces the program owns there, which Linkerd's releases wait for (and outlive in a
     # teardown); none in a created cluster, which goes with everything in it.
     namespaces: tuple[pulumi.Resource, ...] = ()
-
-    @property
-    def doks(self) -> bool:
-        """DigitalOcean's rules, prices and network (Cilium) apply."""
-        return self.source != KUBECONFIG
-
-    @property
-    def owned(self) -> bool:
-        """The program created the cluster, and deletes it with the stack."""
-        return self.source == CREATED
 
 
 def linkerd_namespaces(name: str, provider: kubernetes.Provider, parent: pulumi.Resource) -> tuple[pulumi.Resource, ...]:
