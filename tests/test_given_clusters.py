@@ -362,3 +362,16 @@ def test_a_preview_token_that_may_not_read_an_existing_cluster_says_so(monkeypat
         run_main(fakes, config=stack_values({"west": created("sfo3", 20), "east": {"existingCluster": "team-east"}}, [("west", "east")]), replace_config=True, preview=True)
     assert f"{PROJECT}:clusters.east.existingCluster: this DigitalOcean token may not read the details of 'team-east'" in str(raised.value)
     assert fakes.registered == []
+
+
+def test_a_preview_of_the_local_stack_plans_what_up_creates(local):
+    fakes, result, _ = local
+    preview = run_main(fakes, stack="local", preview=True)
+    assert set(preview.monitor.registrations) == set(result.monitor.registrations)
+
+
+def test_a_second_up_of_the_local_stack_changes_nothing(local):
+    fakes, result, _ = local
+    again = run_main(fakes, stack="local", prior=result)
+    assert {r.name: r.step for r in again.monitor.registrations.values() if r.step != "same"} == {}
+    assert again.deleted == []
