@@ -170,7 +170,7 @@ class MeshConfig:
         return {name: spec for name, spec in self.clusters.items() if isinstance(spec, ClusterSpec)}
 
 
-class Problems:
+class _Problems:
     """Collects every problem with the key path it belongs to."""
 
     def __init__(self, namespace: str):
@@ -191,7 +191,7 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _expect_mapping(value: Any, path: str, problems: Problems, allowed: tuple[str, ...]) -> dict:
+def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[str, ...]) -> dict:
     """A mapping whose keys are all known; a typo must not silently fall back to a default."""
     if not isinstance(value, dict):
         problems.add(path, f"must be a mapping with keys {', '.join(allowed)}")
@@ -202,7 +202,7 @@ def _expect_mapping(value: Any, path: str, problems: Problems, allowed: tuple[st
     return value
 
 
-def _read(entry: dict, key: str, path: str, problems: Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
+def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
     """entry[key] if it passes `check`; otherwise the problem is recorded and `default` returned."""
     key_path = _key_path(path, key)
     if key not in entry:
@@ -248,7 +248,7 @@ def _node_size(value: Any) -> Optional[str]:
     return None
 
 
-def _parse_clusters(raw: Any, problems: Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
+def _parse_clusters(raw: Any, problems: _Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
     if not isinstance(raw, dict) or not raw:
         problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}, {existingCluster} or {kubeconfig, context}")
         return {}
@@ -272,7 +272,7 @@ def _parse_clusters(raw: Any, problems: Problems, base_dir: str) -> dict[str, An
     return clusters
 
 
-def _parse_created_cluster(name: str, settings: Any, path: str, problems: Problems) -> Optional[ClusterSpec]:
+def _parse_created_cluster(name: str, settings: Any, path: str, problems: _Problems) -> Optional[ClusterSpec]:
     entry = _expect_mapping(settings, path, problems, CREATED_ONLY_KEYS)
     region = _read(entry, "region", path, problems, _region, required=True)
     size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
@@ -283,7 +283,7 @@ def _parse_created_cluster(name: str, settings: Any, path: str, problems: Proble
     return ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha)
 
 
-def _parse_given_cluster(name: str, entry: dict, path: str, problems: Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
+def _parse_given_cluster(name: str, entry: dict, path: str, problems: _Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
     """An existing DOKS cluster, or one in a kubeconfig; the settings of a created cluster are refused."""
     adopted = "existingCluster" in entry
     own_keys = ADOPTED_KEYS if adopted else KUBECONFIG_KEYS
@@ -349,7 +349,7 @@ def _service_subnet(value: Any) -> Optional[str]:
     return None
 
 
-def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> None:
+def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> None:
     """DOKS refuses VPC-native ranges that overlap within an account (doctl commands/kubernetes.go);
     within the stack it is caught here, with both keys named."""
     ranges = [
@@ -365,7 +365,7 @@ def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: Probl
                 problems.add(path, f"{network} overlaps {other_path} ({other}); every cluster's pod and service ranges must be apart")
 
 
-def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[LinkSpec, ...]:
+def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
     if not isinstance(raw, list):
         problems.add("links", "must be a list of {from, to}")
         return ()
@@ -410,7 +410,7 @@ def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], cluster
     )
 
 
-def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[ExportSpec, ...]:
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
     if not isinstance(raw, list):
         problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
         return ()
@@ -442,7 +442,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
     return tuple(exports)
 
 
-def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> LinkerdSpec:
+def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> LinkerdSpec:
     default = LinkerdSpec()
     entry = _expect_mapping(raw, "linkerd", problems, ("version", "highAvailability", "gatewaySourceRanges"))
 
@@ -472,7 +472,7 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: P
     return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(ranges))
 
 
-def _parse_identity(raw: Any, problems: Problems) -> IdentitySpec:
+def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     default = IdentitySpec()
     entry = _expect_mapping(raw, "identity", problems, ("anchorValidityHours", "issuerValidityHours", "issuerRenewBeforeHours", "sharedIssuer", "anchors", "signingAnchor"))
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
@@ -522,7 +522,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
     (the project's directory, where Pulumi runs the program; default: the current directory).
     """
     raw_clusters = values.get("clusters")
-    problems = Problems(namespace)
+    problems = _Problems(namespace)
     _expect_mapping(values, "", problems, ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds"))
     if token_in_config:
         problems.add(

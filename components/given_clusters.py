@@ -15,7 +15,8 @@ from kubernetes.client.exceptions import ApiException
 
 from components.cluster import doks_name
 from components.cluster_plan import ClusterDetailsRefused, LiveCluster, find_cluster
-from components.config import AdoptedClusterSpec, KubeconfigClusterSpec, MeshConfig, Problems
+from components.config import AdoptedClusterSpec, KubeconfigClusterSpec, MeshConfig
+from components.config import _Problems as Problems  # reported exactly as config errors are
 from components.kube_client import KubeconfigError
 from components.kubeconfigs import kubeconfig_reference
 from components.live_read import REQUEST_TIMEOUT, look_client
