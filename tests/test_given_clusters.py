@@ -5,6 +5,7 @@ that stop a bad config before anything is registered; and a teardown that leaves
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import ExitStack
 
 import pulumi
@@ -336,12 +337,17 @@ def test_a_client_certificate_context_authenticates_and_a_foreign_one_is_refused
             write_text(tmp_path / f"{name}.crt", cert)
             write_text(tmp_path / f"{name}.key", key)
             users[name] = (api.url, {"client-certificate": f"{name}.crt", "client-key": f"{name}.key"})
+        # A plugin that answers with a client certificate instead of a token (client.authentication.k8s.io).
+        cert, key = signed_leaf(cluster_ca, "plugin-user")
+        plugin = write_text(tmp_path / "cert-plugin", f"#!{sys.executable} -S\nimport json\nprint(json.dumps({{'apiVersion': 'client.authentication.k8s.io/v1beta1', 'kind': 'ExecCredential', 'status': {{'clientCertificateData': {cert!r}, 'clientKeyData': {key!r}}}}}))\n")
+        plugin.chmod(0o755)
+        users["plugin"] = (api.url, {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "./cert-plugin", "interactiveMode": "Never"}})
         kubeconfig = yaml.safe_load(write_kubeconfig(tmp_path / "config", users).read_text())
         for entry in kubeconfig["clusters"]:
             entry["cluster"]["certificate-authority"] = "ca.crt"
         write_text(tmp_path / "config", yaml.safe_dump(kubeconfig))
         spec = lambda context: KubeconfigClusterSpec(name=context, kubeconfig=str(tmp_path / "config"), context=context, server=api.url, ca_certificate=None)
-        assert _kubeconfig_identity(spec("admin")) == "uid-of-tls"
+        assert _kubeconfig_identity(spec("admin")) == "uid-of-tls" and _kubeconfig_identity(spec("plugin")) == "uid-of-tls"
         # kube-apiserver would answer 401; the fake refuses already in the handshake (tests/fake_kube_api.py).
         with pytest.raises(GivenClusterProblem, match="'forged'"):
             _kubeconfig_identity(spec("forged"))
