@@ -123,7 +123,7 @@ def select_context(parsed: Any, context: str, path: str) -> dict:
     exec_config = user_fields.get("exec")
     # An exec command with a path separator is relative to the kubeconfig; a bare name is found on PATH.
     if isinstance(exec_config, dict) and os.sep in str(exec_config.get("command", "")):
-        user_fields = {**user_fields, "exec": {**exec_config, "command": os.path.join(base, exec_config["command"])}}
+        user_fields = {**user_fields, "exec": {**exec_config, "command": os.path.normpath(os.path.join(base, exec_config["command"]))}}
     return {
         "apiVersion": "v1",
         "kind": "Config",
