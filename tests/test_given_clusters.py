@@ -152,11 +152,11 @@ def test_settings_only_a_created_cluster_has_are_refused_with_the_reason(tmp_pat
     kubeconfig = write_kubeconfig(tmp_path / "config", {"k3d-east": ("https://0.0.0.0:6443", {"token": "t"})})
     message = given_failure(
         FakeCloud(),
-        {"west": {"existingCluster": "team-west", "nodeSize": "s-4vcpu-8gb", "region": "sfo3"}, "east": {"kubeconfig": str(kubeconfig), "context": "k3d-east", "nodeCount": 3}},
+        {"west": {"existingCluster": "team-west", "nodeCount": 3, "region": "sfo3"}, "east": {"kubeconfig": str(kubeconfig), "context": "k3d-east", "nodeSize": "s-4vcpu-8gb"}},
     )
-    assert f"{PROJECT}:clusters.west.nodeSize: only a cluster the program creates has nodeSize; west is an existing DOKS cluster" in message
+    assert f"{PROJECT}:clusters.west.nodeCount: only a cluster the program creates has nodeCount; west is an existing DOKS cluster" in message
     assert f"{PROJECT}:clusters.west.region: only a cluster the program creates has region" in message
-    assert f"{PROJECT}:clusters.east.nodeCount: only a cluster the program creates has nodeCount; east is a cluster in a kubeconfig" in message
+    assert f"{PROJECT}:clusters.east.nodeSize: only a cluster the program creates has nodeSize; east is a cluster in a kubeconfig" in message
 
 
 def test_a_missing_file_and_an_unknown_context_name_the_cluster_and_the_key(tmp_path):
