@@ -150,11 +150,16 @@ class FakeKubernetes:
             if gateway_api_crds:
                 for crd, obj in fake_crds.owner_gateway_crds().items():
                     cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            self._add_preexisting(cluster)
             self.given[cluster.endpoint] = cluster
             try:
                 yield cluster
             finally:
                 del self.given[cluster.endpoint]
+
+    def _add_preexisting(self, cluster: FakeCluster) -> None:
+        for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
+            cluster.objects[(kind, namespace, name)] = {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
 
     def cluster_for_context(self, path_or_contents: str, context: str) -> FakeCluster:
         """The given cluster a kubeconfig's context points at, checked as TLS would check it."""
@@ -204,8 +209,7 @@ class FakeKubernetes:
             record = known["record"]
             for crd, obj in fake_crds.doks_gateway_crds(record.version, record.vpc_native).items():
                 cluster.objects[(fake_crds.CRD, "", crd)] = obj
-            for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
-                cluster.objects[(kind, namespace, name)] = {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
+            self._add_preexisting(cluster)
             self.clusters[server] = cluster
         return self.clusters[server]
 
@@ -272,6 +276,11 @@ class FakeKubernetes:
         object_name = metadata.get("name") or name
         if kind.endswith("Patch") and (kind.removesuffix("Patch"), namespace, object_name) not in cluster.objects:
             raise Exception(f'{kind.removesuffix("Patch").lower()}s "{object_name}" not found in namespace {namespace} of {cluster.name}')
+        existing = cluster.objects.get((kind, namespace, object_name))
+        if not kind.endswith("Patch") and existing is not None and "apiVersion" not in existing:
+            # An object no resource of the program made (the cluster's, Helm's): the provider's create
+            # fails rather than take it over (pulumi-kubernetes provider/pkg/await/await.go, IsAlreadyExists).
+            raise Exception(f'{kind.lower()}s "{object_name}" already exists in {cluster.name}\n\nThe resource already exists in the cluster.')
         metadata.setdefault("name", object_name)
         metadata.update(uid=f"uid-{cluster.name}-{kind}-{object_name}", resourceVersion="1")
         if kind == "Link":

@@ -381,3 +381,16 @@ def test_a_second_up_of_the_local_stack_changes_nothing(local):
     again = run_main(fakes, stack="local", prior=result)
     assert {r.name: r.step for r in again.monitor.registrations.values() if r.step != "same"} == {}
     assert again.deleted == []
+
+
+def test_a_linkerd_namespace_the_cluster_already_has_is_not_taken_over(tmp_path):
+    # Someone's earlier Linkerd: the program would own (and on teardown delete) a namespace it
+    # did not create, so the provider refuses to create it, as pulumi-kubernetes does.
+    fakes = FakeCloud()
+    fakes.kubernetes.preexisting = {"north": [("Namespace", "", "linkerd", {"owner": "someone"})]}
+    with fakes.kubernetes.kubeconfig_cluster("north", NORTH_TOKEN) as north:
+        kubeconfig = write_kubeconfig(tmp_path / "config", {"north": (north.endpoint, {"token": NORTH_TOKEN})})
+        with pytest.raises(Exception, match='namespaces "linkerd" already exists'):
+            run_main(fakes, config=stack_values({"west": created("sfo3", 20), "north": {"kubeconfig": str(kubeconfig), "context": "north"}}, [("west", "north")]), replace_config=True)
+        assert north.objects[("Namespace", "", "linkerd")]["metadata"]["labels"] == {"owner": "someone"}
+        assert "linkerd-crds" not in north.releases()
