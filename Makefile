@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make deploy   builds the mesh (needs DIGITALOCEAN_TOKEN); installs everything else itself
+#   make deploy   builds the mesh (needs DIGITALOCEAN_TOKEN for DOKS clusters); installs everything else itself
 #   make test     runs the test suite under Pulumi mocks (no cloud, no Pulumi CLI)
 #
 # Works with GNU make 3.81 (macOS) too, which ignores .SHELLFLAGS: so no recipe relies on it.
@@ -17,6 +17,12 @@ endif
 .DELETE_ON_ERROR:
 
 STACK ?= west-east
+# Whether the stack has a DOKS cluster (one it creates has a region, one it adopts an
+# existingCluster): only then do the program and its kubeconfigs need the DigitalOcean token and
+# doctl. A stack of clusters given by kubeconfigs needs neither; without a stack file, assume so.
+STACK_FILE := Pulumi.$(STACK).yaml
+hash := $(shell printf '\043')
+NEEDS_DIGITALOCEAN := $(if $(wildcard $(STACK_FILE)),$(shell grep -v '^[[:space:]]*$(hash)' $(STACK_FILE) | grep -Eq '(^|[{,[:space:]])(region|existingCluster):' && echo yes),yes)
 PYTHON ?= python3
 PYTHON_MIN := 3.11
 comma := ,
@@ -75,7 +81,7 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 .PHONY: help python-version runtime test bench cli doctl doctl-dir cli-dir tools token cluster-arg stack existing-stack pulumi-cloud cloud-secrets deploy preview destroy kubeconfig verify dashboard
 
 help:
-	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN)"
+	@echo "make deploy [STACK=$(STACK)]   build the mesh (needs DIGITALOCEAN_TOKEN for DOKS clusters)"
 	@echo "make test                      run the tests (Pulumi mocks; no cloud needed)"
 	@echo "make preview | destroy         show the plan | tear the stack down"
 	@echo "make cloud-secrets [STACK=...] hand a salted stack's secrets to Pulumi Cloud (no passphrase after)"
@@ -162,7 +168,7 @@ $(PASSPHRASE_FILE):
 # generate one nor refuse a stack whose passphrase this machine lacks.
 PASSPHRASE := $(if $(PULUMI_CONFIG_PASSPHRASE_FILE),$(PULUMI_CONFIG_PASSPHRASE_FILE))
 
-tools: runtime cli doctl
+tools: runtime cli $(if $(NEEDS_DIGITALOCEAN),doctl)
 	$(if $(filter file://%,$(PULUMI_BACKEND_URL)),mkdir -p $(patsubst file://%,%,$(PULUMI_BACKEND_URL)))
 
 # Deploying may start a new stack, and so may previewing in the local backend; the other
@@ -174,11 +180,11 @@ stack: tools $(PASSPHRASE)
 existing-stack: tools
 	$(PULUMI) stack select $(STACK) --non-interactive
 
-# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well). A
-# preview needs it too (the program refuses to run without it), and so does a destroy: the
-# DigitalOcean provider deletes with it, and nothing keeps it in the state.
+# Checked before anything is installed (DIGITALOCEAN_ACCESS_TOKEN alone will do as well), for a
+# stack with a DOKS cluster. A preview needs it too (the program refuses to run without it), and so
+# does a destroy: the DigitalOcean provider deletes with it, and nothing keeps it in the state.
 token:
-	@[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; }
+	@$(if $(NEEDS_DIGITALOCEAN),[ -n "$${DIGITALOCEAN_ACCESS_TOKEN:-}" ] || { echo "Set DIGITALOCEAN_TOKEN (a DigitalOcean API token with read/write scope)." >&2; exit 1; },true)
 
 cluster-arg:
 	$(if $(CLUSTER),@true,@echo "Usage: make $(firstword $(MAKECMDGOALS)) CLUSTER=<name>" >&2; exit 1)
@@ -217,11 +223,12 @@ destroy: python-version token $(PASSPHRASE) existing-stack
 # cluster with DIGITALOCEAN_ACCESS_TOKEN (or, without it, the token `doctl auth init` saved for doctl's
 # default context): the kubeconfig names `--context=default`, so a context chosen with `doctl auth
 # switch` is never used.
+# A cluster given by a kubeconfig keeps only a reference to it in the outputs: use that file and context.
 KUBECONFIG_FILE = .kube/$(STACK)-$(CLUSTER).yaml
 kubeconfig: cluster-arg python-version existing-stack
 	@mkdir -p .kube
 	@set -o pipefail && $(PULUMI) stack output kubeconfigs --stack $(STACK) --json \
-		| $(VENV)/bin/python -c 'import json, sys; configs = json.load(sys.stdin); name = sys.argv[1]; name in configs or sys.exit("no cluster %r; the stack has %s" % (name, ", ".join(sorted(configs)))); print(configs[name])' "$(CLUSTER)" \
+		| $(VENV)/bin/python -c 'import json, sys; from components.kubeconfigs import parse_reference; configs = json.load(sys.stdin); name = sys.argv[1]; name in configs or sys.exit("no cluster %r; the stack has %s" % (name, ", ".join(sorted(configs)))); given = parse_reference(configs[name]); given and sys.exit("cluster %r is context %r of your kubeconfig %s, which the stack does not copy (it holds your credentials): kubectl --kubeconfig %s --context %s" % (name, given[1], given[0], given[0], given[1])); print(configs[name])' "$(CLUSTER)" \
 		> $(KUBECONFIG_FILE).new || { rm -f $(KUBECONFIG_FILE).new; exit 1; }
 	@mv $(KUBECONFIG_FILE).new $(KUBECONFIG_FILE)
 	@echo "export KUBECONFIG=$(CURDIR)/$(KUBECONFIG_FILE)"

@@ -77,7 +77,7 @@ def _replacement_procedure(name: str) -> str:
 def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]], namespace: str) -> list[str]:
     """Config changes that an existing cluster cannot take in place."""
     problems = []
-    for name, spec in config.clusters.items():
+    for name, spec in config.created_clusters().items():
         cluster = live.get(name)
         if cluster is None:
             continue
@@ -122,12 +122,14 @@ def _reach(live: Mapping[str, Optional[LiveCluster]]) -> tuple[dict[str, str], d
 
 
 def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
-    """Per cluster, the version slug to register (an offered one for a new cluster, the running one
+    """Per cluster the program creates, the version slug to register (an offered one for a new cluster, the running one
     otherwise) and, for a running cluster, its kubeconfig. One lookup of every cluster by its DOKS
     name (doctl, which sees the whole account with only kubernetes:read), then the versions, only if
-    a cluster is new."""
+    a cluster is new. Only for the clusters the program creates: without any, no DigitalOcean call."""
+    if not config.created_clusters():
+        return {}
     stack = pulumi.get_stack()
-    names = {name: doks_name(stack, name) for name in config.clusters}
+    names = {name: doks_name(stack, name) for name in config.created_clusters()}
     try:
         found = find_clusters(names.values())
     except DoctlError as error:

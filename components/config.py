@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pulumi
 from pulumi_digitalocean import DropletSlug
 
+from components.kubeconfigs import KubeconfigFileError, context_cluster, load_context
+
 # Cluster names become Kubernetes object names and label values in other clusters
 # (`linkerd-service-mirror-<name>`, `cluster-credentials-<name>`, `<service>-<name>`), so they
 # must be DNS-1123 labels short enough to leave room for those prefixes and suffixes.
@@ -68,12 +70,20 @@ KNOWN_SIZES = frozenset(size.value for size in DropletSlug)
 TOO_SMALL_FOR_DOKS = frozenset(size for size in KNOWN_SIZES if size.startswith(("s-1vcpu-512mb", "s-1vcpu-1gb")))
 
 
+# The settings only a cluster the program creates has: DigitalOcean's for an adopted cluster, its
+# owner's for a cluster given by a kubeconfig.
+CREATED_ONLY_KEYS = ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa")
+ADOPTED_KEYS = ("existingCluster",)
+KUBECONFIG_KEYS = ("kubeconfig", "context")
+# How the other clusters reach a cluster: for a cluster of any source.
+REACH_KEYS = ("gatewayAddress", "gatewayPort", "apiServerAddress")
+
 # Every key the stack config may hold, per section as docs/configuration.md writes it ("" is the
 # top level, `linkerd-mesh:<key>`). The parser refuses any other key, and tests/test_docs.py
 # checks that docs/configuration.md documents exactly these.
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "": ("clusters", "kubernetesVersion", "links", "exports", "linkerd", "identity", "demo", "waitTimeoutSeconds", "costLimitMonthly", "prices"),
-    "clusters.<name>": ("region", "nodeSize", "nodeCount", "clusterSubnet", "serviceSubnet", "controlPlaneHa", "gatewayAddress", "gatewayPort", "apiServerAddress"),
+    "clusters.<name>": (*CREATED_ONLY_KEYS, *REACH_KEYS, *ADOPTED_KEYS, *KUBECONFIG_KEYS),
     "links[]": ("from", "to"),
     "exports[]": ("cluster", "namespace", "service", "mode"),
     "linkerd": ("version", "highAvailability", "gatewaySourceRanges"),
@@ -82,8 +92,20 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterReach:
+    """How the other clusters reach a cluster, for a cluster of any source. Where linking clusters
+    reach its gateway (an IP or DNS name; None: the gateway Service's load balancer address) and on
+    which port; the https URL of its API server for their links' credentials (None: the address the
+    program itself uses)."""
+
+    gateway_address: Optional[str] = None
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    api_server_address: Optional[str] = None
+
+
 @dataclass(frozen=True)
-class ClusterSpec:
+class ClusterSpec(ClusterReach):
     name: str
     region: str
     # The worker pool; the built-in pool is SYSTEM_POOL_NODES x SYSTEM_POOL_SIZE.
@@ -95,13 +117,32 @@ class ClusterSpec:
     service_subnet: Optional[str] = None
     # DOKS' high-availability control plane (billed; cannot be turned off once on).
     control_plane_ha: bool = False
-    # Valid for a cluster of any source. Where linking clusters reach this cluster's gateway
-    # (an IP or DNS name; None: the gateway Service's load balancer address) and on which port.
-    gateway_address: Optional[str] = None
-    gateway_port: int = DEFAULT_GATEWAY_PORT
-    # The https URL other clusters reach this cluster's API server at, for their links'
-    # credentials; None: the address the program itself uses.
-    api_server_address: Optional[str] = None
+
+
+
+
+@dataclass(frozen=True)
+class AdoptedClusterSpec(ClusterReach):
+    """A DOKS cluster that exists already: the program meshes it, and never creates, resizes,
+    upgrades or deletes it. Its region, version, endpoint and CA are DigitalOcean's."""
+
+    name: str
+    existing_cluster: str  # its DOKS name or id
+
+
+@dataclass(frozen=True)
+class KubeconfigClusterSpec(ClusterReach):
+    """Any cluster, reached through a context of a kubeconfig file (kind, k3d, EKS, GKE, ...)."""
+
+    name: str
+    kubeconfig: str  # the file's absolute path (`~` expanded)
+    context: str
+    # The context's API server and CA (base64 PEM; None: the system's roots), as the file has them.
+    server: str
+    ca_certificate: Optional[str]
+
+
+AnyClusterSpec = ClusterSpec | AdoptedClusterSpec | KubeconfigClusterSpec
 
 
 @dataclass(frozen=True)
@@ -153,7 +194,7 @@ class CostSpec:
 
 @dataclass(frozen=True)
 class MeshConfig:
-    clusters: Mapping[str, ClusterSpec]
+    clusters: Mapping[str, AnyClusterSpec]
     # A minor ("1.35") or patch prefix for new clusters; None: the newest minor DOKS offers.
     kubernetes_version: Optional[str]
     links: tuple[LinkSpec, ...]
@@ -172,6 +213,10 @@ class MeshConfig:
 
     def link_targets(self, source: str) -> list[str]:
         return [link.target for link in self.links if link.source == source]
+
+    def created_clusters(self) -> dict[str, ClusterSpec]:
+        """The DOKS clusters this program creates and owns."""
+        return {name: spec for name, spec in self.clusters.items() if isinstance(spec, ClusterSpec)}
 
 
 class _Problems:
@@ -312,41 +357,83 @@ def _api_server_address(value: Any) -> Optional[str]:
     return f"{problem}; give the address the other clusters reach, e.g. the control-plane node's IP on the shared network" if problem else None
 
 
-def _parse_clusters(raw: Any, problems: _Problems) -> dict[str, ClusterSpec]:
+def _parse_clusters(raw: Any, problems: _Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
     if not isinstance(raw, dict) or not raw:
-        problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}")
+        problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}, {existingCluster} or {kubeconfig, context}")
         return {}
-    clusters: dict[str, ClusterSpec] = {}
+    clusters: dict[str, AnyClusterSpec] = {}
     for name, settings in raw.items():
         path = f"clusters.{name}"
         name_problem = _dns_label(name, MAX_CLUSTER_NAME_LENGTH)
         if name_problem:
             problems.add(path, f"cluster name {name_problem} (it becomes part of Kubernetes and DNS names)")
-        entry = _expect_mapping(settings, path, problems, CONFIG_KEYS["clusters.<name>"])
-        region = _read(entry, "region", path, problems, _region, required=True)
-        size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
-        count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
-        pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
-        services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
-        ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
-        gateway_address = _read(entry, "gatewayAddress", path, problems, _gateway_address)
-        gateway_port = _read(entry, "gatewayPort", path, problems, _port, default=DEFAULT_GATEWAY_PORT)
-        api_server_address = _read(entry, "apiServerAddress", path, problems, _api_server_address)
-        if not name_problem:
-            clusters[name] = ClusterSpec(
-                name=name,
-                region=region,
-                node_size=size,
-                node_count=count,
-                cluster_subnet=pods,
-                service_subnet=services,
-                control_plane_ha=ha,
-                gateway_address=gateway_address,
-                gateway_port=gateway_port,
-                api_server_address=api_server_address,
-            )
+        given = [key for key in (*ADOPTED_KEYS, *KUBECONFIG_KEYS) if isinstance(settings, dict) and key in settings]
+        if "existingCluster" in given and len(given) > 1:
+            problems.add(path, "a cluster is either an existing DOKS cluster (existingCluster) or one in a kubeconfig (kubeconfig, context), not both")
+            continue
+        if given:
+            spec = _parse_given_cluster(name, settings, path, problems, base_dir)
+        else:
+            spec = _parse_created_cluster(name, settings, path, problems)
+        if spec is not None and not name_problem:
+            clusters[name] = spec
     _check_subnets_apart(clusters, problems)
     return clusters
+
+
+def _parse_reach(entry: dict, path: str, problems: _Problems) -> dict[str, Any]:
+    """The ClusterReach fields of any cluster entry."""
+    return {
+        "gateway_address": _read(entry, "gatewayAddress", path, problems, _gateway_address),
+        "gateway_port": _read(entry, "gatewayPort", path, problems, _port, default=DEFAULT_GATEWAY_PORT),
+        "api_server_address": _read(entry, "apiServerAddress", path, problems, _api_server_address),
+    }
+
+
+def _parse_created_cluster(name: str, settings: Any, path: str, problems: _Problems) -> Optional[ClusterSpec]:
+    entry = _expect_mapping(settings, path, problems, (*CREATED_ONLY_KEYS, *REACH_KEYS))
+    region = _read(entry, "region", path, problems, _region, required=True)
+    size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
+    count = _read(entry, "nodeCount", path, problems, _positive_int, default=3)
+    pods = _read(entry, "clusterSubnet", path, problems, lambda v: _pod_subnet(v, count or 1), required=True)
+    services = _read(entry, "serviceSubnet", path, problems, _service_subnet, required=True)
+    ha = _read(entry, "controlPlaneHa", path, problems, _boolean, default=False)
+    reach = _parse_reach(entry, path, problems)
+    return ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha, **reach)
+
+
+def _parse_given_cluster(name: str, entry: dict, path: str, problems: _Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
+    """An existing DOKS cluster, or one in a kubeconfig; the settings of a created cluster are refused."""
+    adopted = "existingCluster" in entry
+    own_keys = (*(ADOPTED_KEYS if adopted else KUBECONFIG_KEYS), *REACH_KEYS)
+    why = (
+        f"{name} is an existing DOKS cluster (existingCluster): its nodes, network and control plane are DigitalOcean's as they are, and the program never changes them"
+        if adopted
+        else f"{name} is a cluster in a kubeconfig: its owner sets it up, and the program never changes it"
+    )
+    for key in entry:
+        if key in CREATED_ONLY_KEYS:
+            problems.add(_key_path(path, key), f"only a cluster the program creates has {key}; {why}")
+        elif key not in own_keys:
+            problems.add(_key_path(path, key), f"unknown key; allowed: {', '.join(own_keys)}")
+    text = lambda value: None if isinstance(value, str) and value.strip() else f"must be a non-empty string, got {value!r}"
+    reach = _parse_reach(entry, path, problems)
+    if adopted:
+        existing = _read(entry, "existingCluster", path, problems, text, required=True)
+        return AdoptedClusterSpec(name=name, existing_cluster=existing, **reach) if existing else None
+    file = _read(entry, "kubeconfig", path, problems, text, required=True)
+    context = _read(entry, "context", path, problems, text, required=True)
+    if not (file and context):
+        return None
+    # `~` as the shell would; a relative path from the project's directory, where Pulumi runs the program.
+    file = os.path.normpath(os.path.join(base_dir, os.path.expanduser(file)))
+    try:
+        loaded = load_context(file, context)
+        server, ca = context_cluster(loaded)
+    except KubeconfigFileError as error:
+        problems.add(_key_path(path, "context" if "no context" in str(error) else "kubeconfig"), str(error))
+        return None
+    return KubeconfigClusterSpec(name=name, kubeconfig=file, context=context, server=server, ca_certificate=ca, **reach)
 
 
 def _private_subnet(value: Any) -> tuple[Optional[ipaddress.IPv4Network], Optional[str]]:
@@ -382,12 +469,13 @@ def _service_subnet(value: Any) -> Optional[str]:
     return None
 
 
-def _check_subnets_apart(clusters: Mapping[str, ClusterSpec], problems: _Problems) -> None:
+def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> None:
     """DOKS refuses VPC-native ranges that overlap within an account (doctl commands/kubernetes.go);
     within the stack it is caught here, with both keys named."""
     ranges = [
         (f"clusters.{name}.{key}", ipaddress.IPv4Network(cidr))
         for name, spec in clusters.items()
+        if isinstance(spec, ClusterSpec)
         for key, cidr in (("clusterSubnet", spec.cluster_subnet), ("serviceSubnet", spec.service_subnet))
         if cidr is not None
     ]
@@ -397,7 +485,7 @@ def _check_subnets_apart(clusters: Mapping[str, ClusterSpec], problems: _Problem
                 problems.add(path, f"{network} overlaps {other_path} ({other}); every cluster's pod and service ranges must be apart")
 
 
-def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
+def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
     if not isinstance(raw, list):
         problems.add("links", "must be a list of {from, to}")
         return ()
@@ -424,14 +512,15 @@ def _parse_links(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Probl
     return tuple(links)
 
 
-def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec]) -> Optional[str]:
+def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec]) -> Optional[str]:
     """remote-discovery sends traffic pod to pod, so every linking cluster must route the target's
     pod IPs: DOKS puts a region's clusters in its default VPC, and clusters of different regions in
     different VPCs. (All clusters here are VPC-native with ranges kept apart.)"""
     target = clusters.get(cluster)
-    if target is None:
-        return None
-    elsewhere = [f"{link.source} ({clusters[link.source].region})" for link in links if link.target == cluster and link.source in clusters and clusters[link.source].region != target.region]
+    if not isinstance(target, ClusterSpec):
+        return None  # only for clusters the program creates is the network known here
+    sources = [clusters.get(link.source) for link in links if link.target == cluster]
+    elsewhere = [f"{source.name} ({source.region})" for source in sources if isinstance(source, ClusterSpec) and source.region != target.region]
     if not elsewhere:
         return None
     return (
@@ -441,7 +530,7 @@ def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], cluster
     )
 
 
-def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, ClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
     if not isinstance(raw, list):
         problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
         return ()
@@ -473,7 +562,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
     return tuple(exports)
 
 
-def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Problems) -> LinkerdSpec:
+def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> LinkerdSpec:
     default = LinkerdSpec()
     entry = _expect_mapping(raw, "linkerd", problems, CONFIG_KEYS["linkerd"])
 
@@ -495,8 +584,9 @@ def _parse_linkerd(raw: Any, clusters: Mapping[str, ClusterSpec], problems: _Pro
     ha = _read(entry, "highAvailability", "linkerd", problems, _boolean, default.high_availability)
     ranges = _read(entry, "gatewaySourceRanges", "linkerd", problems, source_ranges, [])
     if ha:
+        # Only for the clusters it creates does the program know the nodes.
         for name, cluster in clusters.items():
-            if cluster.node_count < HA_MIN_NODES:
+            if isinstance(cluster, ClusterSpec) and cluster.node_count < HA_MIN_NODES:
                 problems.add(f"clusters.{name}.nodeCount", f"high availability needs at least {HA_MIN_NODES} worker nodes (one control-plane replica per node), got {cluster.node_count}")
     return LinkerdSpec(version=version, high_availability=ha, gateway_source_ranges=tuple(_as_cidr(entry) for entry in ranges))
 
@@ -580,12 +670,20 @@ def _parse_cost(values: Mapping[str, Any], problems: _Problems) -> CostSpec:
     return CostSpec(limit_monthly=limit, load_balancer_monthly=load_balancer, ha_control_plane_monthly=ha_control_plane)
 
 
-def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False) -> MeshConfig:
+def _is_doks(entry: Any) -> bool:
+    """Whether a cluster entry is a DOKS cluster (created or adopted), which needs the DigitalOcean token."""
+    return not (isinstance(entry, dict) and any(key in entry for key in KUBECONFIG_KEYS))
+
+
+def parse_config(values: Mapping[str, Any], namespace: str, token_available: bool, token_in_config: bool = False, base_dir: Optional[str] = None) -> MeshConfig:
     """Build the typed config from the stack's values (already YAML-decoded) or raise RunError.
 
-    `token_available`: DIGITALOCEAN_ACCESS_TOKEN is set. `token_in_config`: the stack config holds
-    `digitalocean:token`, which the state would then keep (the provider's inputs), so it is refused.
+    `token_available`: DIGITALOCEAN_ACCESS_TOKEN is set; only a stack with a DOKS cluster needs it.
+    `token_in_config`: the stack config holds `digitalocean:token`, which the state would then keep
+    (the provider's inputs), so it is refused. `base_dir`: where relative kubeconfig paths start
+    (the project's directory, where Pulumi runs the program; default: the current directory).
     """
+    raw_clusters = values.get("clusters")
     problems = _Problems(namespace)
     _expect_mapping(values, "", problems, CONFIG_KEYS[""])
     if token_in_config:
@@ -595,14 +693,15 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
             "Remove it (`pulumi config rm digitalocean:token`) and export it as DIGITALOCEAN_ACCESS_TOKEN instead",
             namespace="digitalocean",
         )
-    elif not token_available:
+    elif not token_available and isinstance(raw_clusters, dict) and any(_is_doks(entry) for entry in raw_clusters.values()):
         problems.add(
             "token",
             "no DigitalOcean token: export DIGITALOCEAN_ACCESS_TOKEN (`make deploy` exports it from DIGITALOCEAN_TOKEN); "
-            "the DigitalOcean provider reads it, and so does doctl, which the clusters' kubeconfigs run for credentials",
+            "the DigitalOcean provider reads it, and so does doctl, which the DOKS clusters' kubeconfigs run for credentials "
+            "(a stack of clusters given by kubeconfigs alone needs neither)",
             namespace="digitalocean",
         )
-    clusters = _parse_clusters(values.get("clusters"), problems)
+    clusters = _parse_clusters(raw_clusters, problems, base_dir or os.getcwd())
 
     def version_prefix(value: Any) -> Optional[str]:
         if not isinstance(value, str) or not KUBERNETES_VERSION_PREFIX.match(value):

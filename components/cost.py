@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_digitalocean as digitalocean
 
-from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec, CostSpec, MeshConfig
+from components.config import SYSTEM_POOL_NODES, SYSTEM_POOL_SIZE, ClusterSpec, CostSpec, KubeconfigClusterSpec, MeshConfig
 from cost_report.table import format_table
 
 # DigitalOcean bills by the hour up to 672 hours (28 days) a month: a monthly price is 672 hourly
@@ -62,14 +62,18 @@ class BilledCluster:
 
 
 def billed_clusters(config: MeshConfig) -> list[BilledCluster]:
-    """Every cluster of the config, as billed. Today the program creates each one.
-
-    Hook for the cluster sources of issue 16: an adopted DOKS cluster is
-    `BilledCluster(name, created=None, gateway_load_balancer=<something links to it>)` (only the
-    gateway's load balancer is the program's doing), a kubeconfig cluster
-    `BilledCluster(name, created=None, gateway_load_balancer=False)` (DigitalOcean bills nothing)."""
+    """Every cluster of the config, as billed: a created one in full; an adopted DOKS cluster only
+    for the gateway's load balancer (the rest was billed before the program came); a cluster in a
+    kubeconfig for nothing (DigitalOcean does not bill it through this program)."""
     gateways = set(config.gateway_clusters())
-    return [BilledCluster(name, created=spec, gateway_load_balancer=name in gateways) for name, spec in config.clusters.items()]
+    return [
+        BilledCluster(
+            name,
+            created=spec if isinstance(spec, ClusterSpec) else None,
+            gateway_load_balancer=name in gateways and not isinstance(spec, KubeconfigClusterSpec),
+        )
+        for name, spec in config.clusters.items()
+    ]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ reach `target` (Linkerd 2.18+ model, the objects `linkerd multicluster link-gen`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -35,7 +35,7 @@ class LinkArgs:
     target: str
     target_kubeconfig: pulumi.Input[str]
     target_endpoint: pulumi.Input[str]
-    target_ca_certificate: pulumi.Input[str]  # base64 PEM, as DOKS returns it
+    target_ca_certificate: pulumi.Input[Optional[str]]  # base64 PEM, as DOKS returns it; None: the system's roots
     target_gateway_address: pulumi.Input[str]
     # The source's multicluster release: it installs the Link CRD and the controller for this link.
     source_multicluster: pulumi.Resource

@@ -94,7 +94,7 @@ class LinkCredentialsProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def _kubeconfig(token: str, props: dict) -> str:
-        return token_kubeconfig(props["target"], props["targetEndpoint"], props["targetCaCertificate"], token)
+        return token_kubeconfig(props["target"], props["targetEndpoint"], props.get("targetCaCertificate"), token)
 
     @staticmethod
     def _held(core: Any, props: dict) -> dict[str, Optional[str]]:
@@ -161,7 +161,7 @@ class LinkCredentialsArgs:
     source_kubeconfig: pulumi.Input[str]  # exec forms: no secret
     target_kubeconfig: pulumi.Input[str]
     target_endpoint: pulumi.Input[str]
-    target_ca_certificate: pulumi.Input[str]  # base64 PEM, as DOKS returns it
+    target_ca_certificate: pulumi.Input[Optional[str]]  # base64 PEM, as DOKS returns it; None: the system's roots
     token_secret: str  # the target's `<remote-access account>-token` Secret for this link
     timeout_seconds: int
     # On the copy in `linkerd`, which the destination controller reads for remote discovery.

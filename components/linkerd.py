@@ -4,7 +4,7 @@ extension, in the order Linkerd needs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -76,6 +76,8 @@ class LinkerdArgs:
     renewal_marker: str
     # linkerd-crds' Gateway API switches for this cluster (components/gateway_api.py).
     gateway_api_values: Mapping[str, bool]
+    # Namespaces the program owns in the cluster, made before anything is installed into them.
+    namespaces: Sequence[pulumi.Resource] = ()
 
 
 def control_plane_values(args: LinkerdArgs) -> pulumi.Output[dict]:
@@ -114,6 +116,7 @@ class Linkerd(pulumi.ComponentResource):
             namespace=LINKERD_NAMESPACE,
             values=dict(args.gateway_api_values),
             timeout_seconds=CRDS_TIMEOUT_SECONDS,
+            depends_on=list(args.namespaces),
             **common,
         )
         self.control_plane = linkerd_release(

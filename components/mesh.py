@@ -10,12 +10,13 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components.cluster import DoksCluster, DoksClusterArgs
 from components.cluster_plan import plan_clusters
-from components.config import ClusterSpec, MeshConfig
+from components.clusters import MeshCluster, build_cluster
+from components.config import ClusterReach, MeshConfig
 from components.demo import BACKENDS, DEMO_NAMESPACE, WEB_SERVICE, Demo, DemoArgs
 from components.exports import ExportedService, ExportedServiceArgs
 from components.gateway_api import gateway_api_values
+from components.given_clusters import GivenCluster, plan_given_clusters
 from components.identity import MeshIdentity, MeshIdentityArgs
 from components.link import EXPORT_LABEL_VALUES, ClusterLink, LinkArgs
 from components.linkerd import Linkerd, LinkerdArgs
@@ -31,7 +32,7 @@ class MeshOutputs:
     """What the stack exports; every value is an Output or a plain structure of them."""
 
     clusters: dict[str, Any]
-    kubeconfigs: dict[str, pulumi.Output[str]]  # exec forms: no secret
+    kubeconfigs: dict[str, pulumi.Input[str]]  # exec forms and kubeconfig-file references: no secret
     trust_anchor_pem: pulumi.Output[str]
     issuer_expiry: dict[str, pulumi.Output[str]]
     gateway_addresses: dict[str, pulumi.Output[str]]
@@ -50,7 +51,7 @@ def _vote_bot_target(config: MeshConfig, cluster: str) -> str:
 
 @dataclass(frozen=True)
 class _ClusterParts:
-    doks: DoksCluster
+    cluster: MeshCluster
     linkerd: Linkerd
     multicluster: Multicluster
 
@@ -63,19 +64,19 @@ def _gateway_api_decisions(kubeconfigs: Mapping[str, Optional[str]]) -> dict[str
         return {name: future.result() for name, future in futures.items()}
 
 
-def _endpoint_for_links(spec: ClusterSpec, endpoint: pulumi.Output[str]) -> pulumi.Input[str]:
+def _endpoint_for_links(spec: ClusterReach, endpoint: pulumi.Input[str]) -> pulumi.Input[str]:
     """The API server address other clusters' links use: the configured one, else the program's own."""
     return spec.api_server_address or endpoint
 
 
-def _build_cluster(name: str, config: MeshConfig, version: str, gateway_api: Mapping[str, bool], identity: MeshIdentity) -> _ClusterParts:
+def _build_cluster(name: str, config: MeshConfig, version: str, given: Optional[GivenCluster], gateway_api: Mapping[str, bool], identity: MeshIdentity) -> _ClusterParts:
     """One region: nothing here refers to another cluster, so the regions deploy in parallel."""
-    doks = DoksCluster(name, DoksClusterArgs(spec=config.clusters[name], version=version, version_prefix=config.kubernetes_version))
+    cluster = build_cluster(config.clusters[name], version, config.kubernetes_version, given)
     issuer = identity.issuers[name]
     linkerd = Linkerd(
         name,
         LinkerdArgs(
-            provider=doks.provider,
+            provider=cluster.provider,
             chart_version=config.linkerd.version,
             high_availability=config.linkerd.high_availability,
             trust_anchor_pem=identity.trust_anchor_pem,
@@ -83,26 +84,27 @@ def _build_cluster(name: str, config: MeshConfig, version: str, gateway_api: Map
             issuer_key_pem=issuer.key_pem,
             renewal_marker=identity.renewal_marker,
             gateway_api_values=gateway_api,
+            namespaces=cluster.namespaces,
         ),
     )
     multicluster = Multicluster(
         name,
         MulticlusterArgs(
-            provider=doks.provider,
+            provider=cluster.provider,
             chart_version=config.linkerd.version,
             high_availability=config.linkerd.high_availability,
             gateway=name in config.gateway_clusters(),
             link_targets=config.link_targets(name),
             linking_sources=[link.source for link in config.links if link.target == name],
             control_plane=linkerd.control_plane,
-            kubeconfig=doks.kubeconfig,
+            kubeconfig=cluster.kubeconfig,
             wait_timeout_seconds=config.wait_timeout_seconds,
             trust_anchor_pem=identity.trust_anchor_pem,
             gateway_source_ranges=config.linkerd.gateway_source_ranges,
             gateway_address=config.clusters[name].gateway_address,
         ),
     )
-    return _ClusterParts(doks=doks, linkerd=linkerd, multicluster=multicluster)
+    return _ClusterParts(cluster=cluster, linkerd=linkerd, multicluster=multicluster)
 
 
 def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts], identity: MeshIdentity) -> dict[str, list[pulumi.Resource]]:
@@ -112,7 +114,7 @@ def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts], identi
     for name in config.clusters if config.demo else []:
         exported = {e.service: EXPORT_LABEL_VALUES[e.mode] for e in config.exports if e.cluster == name and e.namespace == DEMO_NAMESPACE and e.service in DEMO_SERVICES}
         demo_args = DemoArgs(
-            provider=parts[name].doks.provider,
+            provider=parts[name].cluster.provider,
             control_plane=parts[name].linkerd.control_plane,
             web_host=_vote_bot_target(config, name),
             trust_anchor_pem=identity.trust_anchor_pem,
@@ -122,7 +124,7 @@ def _build_workloads(config: MeshConfig, parts: dict[str, _ClusterParts], identi
     for export in config.exports:
         if config.demo and export.namespace == DEMO_NAMESPACE and export.service in DEMO_SERVICES:
             continue  # the demo creates this service with its export label
-        export_args = ExportedServiceArgs(export=export, kubeconfig=parts[export.cluster].doks.kubeconfig, timeout_seconds=config.wait_timeout_seconds)
+        export_args = ExportedServiceArgs(export=export, kubeconfig=parts[export.cluster].cluster.kubeconfig, timeout_seconds=config.wait_timeout_seconds)
         workloads[export.cluster].append(ExportedService(f"{export.cluster}-{export.namespace}-{export.service}", export_args))
     return workloads
 
@@ -136,12 +138,12 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
             f"{link.source}-to-{link.target}",
             LinkArgs(
                 source=link.source,
-                source_provider=source.doks.provider,
-                source_kubeconfig=source.doks.kubeconfig,
+                source_provider=source.cluster.provider,
+                source_kubeconfig=source.cluster.kubeconfig,
                 target=link.target,
-                target_kubeconfig=target.doks.kubeconfig,
-                target_endpoint=_endpoint_for_links(config.clusters[link.target], target.doks.endpoint),
-                target_ca_certificate=target.doks.ca_certificate,
+                target_kubeconfig=target.cluster.kubeconfig,
+                target_endpoint=_endpoint_for_links(config.clusters[link.target], target.cluster.endpoint),
+                target_ca_certificate=target.cluster.ca_certificate,
                 target_gateway_address=target.multicluster.gateway_address,
                 target_gateway_port=config.clusters[link.target].gateway_port,
                 source_multicluster=source.multicluster.release,
@@ -154,7 +156,7 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
             mirror = MirroredService(
                 f"mirror-{link.source}-{export.namespace}-{service}",
                 MirroredServiceArgs(
-                    source_kubeconfig=source.doks.kubeconfig,
+                    source_kubeconfig=source.cluster.kubeconfig,
                     link=f"{link.source}->{link.target}",
                     namespace=export.namespace,
                     service=service,
@@ -173,17 +175,17 @@ def build_mesh(config: MeshConfig) -> MeshOutputs:
     # Looked up before anything is registered: a retired version or a change that would replace a
     # cluster creates nothing.
     plans = plan_clusters(config, pulumi.get_project())
-    # Read from the running clusters now, so that a preview shows what `up` installs.
-    gateway_api = _gateway_api_decisions({name: plan.kubeconfig for name, plan in plans.items()})
+    given = plan_given_clusters(config, pulumi.get_project())
+    # Read from the running clusters now, so that a preview shows what `up` installs; a DOKS cluster
+    # about to be created (no kubeconfig yet) gets DOKS' own.
+    kubeconfigs = {**{name: plan.kubeconfig for name, plan in plans.items()}, **{name: cluster.kubeconfig for name, cluster in given.items()}}
+    gateway_api = _gateway_api_decisions(kubeconfigs)
     identity = MeshIdentity("mesh-identity", MeshIdentityArgs(spec=config.identity, cluster_names=list(config.clusters)))
-    parts = {name: _build_cluster(name, config, plans[name].version, gateway_api[name], identity) for name in config.clusters}
+    parts = {name: _build_cluster(name, config, plans[name].version if name in plans else "", given.get(name), gateway_api[name], identity) for name in config.clusters}
     mirrored = _build_links(config, parts, _build_workloads(config, parts, identity))
     return MeshOutputs(
-        clusters={
-            name: {"id": p.doks.cluster_id, "region": p.doks.region, "version": p.doks.version, "endpoint": p.doks.endpoint}
-            for name, p in parts.items()
-        },
-        kubeconfigs={name: p.doks.kubeconfig for name, p in parts.items()},
+        clusters={name: dict(p.cluster.summary) for name, p in parts.items()},
+        kubeconfigs={name: p.cluster.kubeconfig for name, p in parts.items()},
         trust_anchor_pem=identity.trust_anchor_pem,
         issuer_expiry={name: issuer.expires_at for name, issuer in identity.issuers.items()},
         gateway_addresses={name: parts[name].multicluster.gateway_address for name in config.gateway_clusters()},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 import dill
@@ -19,6 +21,7 @@ import yaml
 from pulumi.runtime import mocks, rpc
 
 from components import gateway_api
+from components.kubeconfigs import kubeconfig_reference, load_context, parse_reference
 from tests.fake_account import DO_TOKEN
 from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean, ProviderError
@@ -130,18 +133,30 @@ class FakeCloud(mocks.Mocks):
     @contextmanager
     def _against_cluster(self, *props_list: dict) -> Iterator[tuple[dict, ...]]:
         """`props_list` with each known kubeconfig's server moved to the fake API server of its
-        cluster (one per cluster); its exec plugin (the fake doctl) still provides the credentials."""
+        cluster (one per cluster); its user (the fake doctl's exec plugin, or a given kubeconfig's
+        token, token file or plugin) still provides the credentials. A reference to a kubeconfig
+        file's context points at a copy of that context, served the same way."""
         with ExitStack() as stack:
             servers: dict[str, str] = {}  # kubeconfig -> the same, served by the fake API server
+            copies = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="served-kubeconfigs-")))
             live = []
             for props in props_list:
                 for key, kubeconfig in props.items():
                     if _is_kubeconfig_key(key) and isinstance(kubeconfig, str) and kubeconfig != rpc.UNKNOWN:
                         if kubeconfig not in servers:
-                            api = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig)))
-                            served = yaml.safe_load(kubeconfig)
+                            reference = parse_reference(kubeconfig)
+                            if reference:
+                                served = load_context(*reference)
+                                api = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_context(*reference)))
+                            else:
+                                served = yaml.safe_load(kubeconfig)
+                                api = stack.enter_context(self.kubernetes.serve(self.kubernetes.cluster_for_kubeconfig(kubeconfig)))
                             served["clusters"][0]["cluster"] = {"server": api.url}
                             servers[kubeconfig] = yaml.safe_dump(served)
+                            if reference:
+                                copy = copies / f"{len(servers)}.yaml"
+                                copy.write_text(servers[kubeconfig])
+                                servers[kubeconfig] = kubeconfig_reference(str(copy), reference[1])
                         props = {**props, key: servers[kubeconfig]}
                 live.append(props)
             yield tuple(live)
@@ -204,8 +219,8 @@ class FakeCloud(mocks.Mocks):
 
     def delete_resource(self, old: Registration) -> None:
         """The engine deletes what the program no longer registers, through its provider."""
-        if not old.id:
-            return  # a component: nothing to delete
+        if not old.id or old.type.startswith(("pulumi:providers:", "tls:")):
+            return  # a component, a provider, or pulumi-tls' keys and certificates (state only): nothing in any cloud to delete
         if old.type.startswith("pulumi-python:dynamic"):
             with self._against_cluster(unwrap(old.state)) as (live,):
                 _provider(old.state).delete(old.id, live)

@@ -90,6 +90,12 @@ def k3s_gateway_crds() -> dict[str, dict]:
     return {crd_name(plural): {"metadata": {"name": crd_name(plural), **owner}, "versions": list(versions)} for plural, versions in K3S_GATEWAY_CRDS.items()}
 
 
+def owner_gateway_crds() -> dict[str, dict]:
+    """The Gateway API CRDs a cluster's owner installed (standard channel, by kubectl or an addon),
+    as DOKS' are: served at v1, owned by something other than this program's Helm."""
+    return {crd_name(plural): {"metadata": {"name": crd_name(plural), "labels": {"app.kubernetes.io/managed-by": "cluster-owner"}, "annotations": {}}, "versions": list(versions)} for plural, versions in DOKS_GATEWAY_CRDS.items()}
+
+
 def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:
     """CRD name -> served versions, for what `chart` renders with `values`."""
     if chart != "linkerd-crds":
@@ -100,6 +106,18 @@ def rendered_crds(chart: str, values: dict) -> dict[str, tuple[str, ...]]:
         if bool(values[key]) if key in values else default:
             crds.update({crd_name(plural): versions for plural, versions in plurals.items()})
     return crds
+
+
+def removed_on_uninstall(objects: dict, release: str) -> list[str]:
+    """The CRDs Helm deletes with `release`: those it rendered from templates/ (linkerd-crds has no
+    crds/ directory, whose CRDs Helm would keep), except the Gateway API ones, which carry
+    `helm.sh/resource-policy: keep` (charts/linkerd-crds/templates/gateway.networking.k8s.io_*.yaml
+    at edge-26.6.3)."""
+    return [
+        name
+        for (kind, _, name), obj in objects.items()
+        if kind == CRD and (obj.get("metadata") or {}).get("annotations", {}).get("meta.helm.sh/release-name") == release and not name.endswith(f".{GATEWAY_GROUP}")
+    ]
 
 
 def helm_ownership(release: str, namespace: str) -> dict:

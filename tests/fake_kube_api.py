@@ -11,6 +11,9 @@ served by in-process handlers (`put_pod(listeners=...)`), reachable as the real 
 them reachable: through the port-forward websocket (v4.channel.k8s.io), not through the service
 or pod proxy, which viz's Prometheus refuses (403). Objects may be changed while a client polls.
 `SilentServer` and `closed_port_kubeconfig` stand for API servers that never answer or are gone.
+With `tls` it serves HTTPS and also takes a client certificate signed by the given client CA
+instead of the token, as kube-apiserver's x509 authenticator does (--client-ca-file; a client
+that sends none may still use a token).
 
     with FakeKubeAPI() as api:
         api.put_service("emojivoto", "web-svc-east", "10.245.0.12")
@@ -26,6 +29,8 @@ import json
 import re
 import secrets
 import socket
+import ssl
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -188,10 +193,17 @@ def _invalid_on_create(plural: str, name: str, obj: dict) -> Optional[Response]:
     return None
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    cert_pem: str  # the serving certificate, for 127.0.0.1
+    key_pem: str
+    client_ca_pem: str  # client certificates it signs authenticate
+
+
 class FakeKubeAPI:
     """One fake cluster's API server on 127.0.0.1 and a random free port; use as a context manager."""
 
-    def __init__(self, name: str = "fake", token: Optional[str] = None, doks_cluster_id: Optional[str] = None):
+    def __init__(self, name: str = "fake", token: Optional[str] = None, doks_cluster_id: Optional[str] = None, tls: Optional[ServerTLS] = None):
         self.name = name
         self.token = token or secrets.token_hex(16)
         self.doks_cluster_id = doks_cluster_id
@@ -208,13 +220,26 @@ class FakeKubeAPI:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with tempfile.NamedTemporaryFile("w", suffix=".pem") as chain:
+                chain.write(tls.cert_pem + tls.key_pem)
+                chain.flush()
+                context.load_cert_chain(chain.name)
+            # Stricter than kube-apiserver, which requests any client certificate (k8s.io/apiserver
+            # pkg/server/secure_serving.go: tls.RequestClientCert) and answers 401 when its x509
+            # authenticator cannot verify it: Python's ssl verifies in the handshake, which fails.
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(cadata=tls.client_ca_pem)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def __enter__(self) -> "FakeKubeAPI":
         # A short poll interval keeps shutdown fast: the program's fakes start one per provider call.
@@ -487,13 +512,14 @@ class FakeKubeAPI:
             self.writes.append(("PATCH", path, updated))
             return Response.json(200, updated)
 
-    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None, content_type: str = "") -> Response:
+    def _respond(self, method: str, raw_path: str, authorization: Optional[str], upgrade: str = "", body: Optional[dict] = None, content_type: str = "", client_certificate: bool = False) -> Response:
         """The answer to one request; 101 means: serve the port-forward websocket."""
         self.requests.append(raw_path)
         if self.on_request:
             self.on_request(raw_path)
-        # A token no authenticator accepts: 401 with a Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
-        if not self.accepts(authorization):
+        # Neither a verified client certificate nor a token any authenticator accepts: 401 with a
+        # Status (k8s.io/apiserver pkg/endpoints/filters/authentication.go, Unauthorized).
+        if not client_certificate and not self.accepts(authorization):
             return Response.json(401, status(401, "Unauthorized", "Unauthorized"))
         url = urlsplit(raw_path)
         path = unquote(url.path)
@@ -575,7 +601,8 @@ class FakeKubeAPI:
 
             def _serve(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # unread bodies would break keep-alive
-                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""), json.loads(raw) if raw else None, self.headers.get("Content-Type") or "")
+                verified = bool(self.connection.getpeercert()) if isinstance(self.connection, ssl.SSLSocket) else False
+                response = api._respond(self.command, self.path, self.headers.get("Authorization"), self.headers.get("Upgrade", ""), json.loads(raw) if raw else None, self.headers.get("Content-Type") or "", verified)
                 if response.code == 101 and api.port_forwards_hang:
                     self.close_connection = True
                     api._closing.wait()

@@ -1,4 +1,6 @@
-"""A Kubernetes fake: one simulated cluster per DOKS cluster, reached through a kubeconfig.
+"""A Kubernetes fake: one simulated cluster per DOKS cluster, and per cluster given by a kubeconfig
+(`kubeconfig_cluster`, a cluster of its own behind a fake API server; `add_local_cluster`, a k3d
+cluster), reached through a kubeconfig.
 
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, refuses a kubeconfig
@@ -6,8 +8,11 @@ whose CA is not that cluster's, and authenticates as client-go does: it runs the
 exec plugin (doctl, the fake one on PATH) and the cluster accepts only the token DigitalOcean
 issues for it. Helm releases come back with the status the provider reports; a ServicePatch is a
 server-side apply of its labels onto the Service, and fails as the API server does when the
-Service does not exist (its apply would create a Service without ports). A fresh cluster holds the
-Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
+Service does not exist (its apply would create a Service without ports). A provider given a
+kubeconfig file's path and a context reads the file as pulumi-kubernetes does
+(provider/pkg/provider/util.go, parseKubeconfigString: a path that exists is read) and
+authenticates with that context's user: a token, a token file or an exec plugin. A fresh cluster
+holds the Gateway API CRDs DOKS installs, a release creates the CRDs its chart renders or fails as Helm
 does over objects it does not own, and the control plane fails without the CRDs Linkerd needs
 (tests/fake_crds.py). Each install or upgrade of a release renders its chart at the time of the
 fake clock, leaving what verify reads back: the identity's trust roots and issuer, and the webhook
@@ -27,6 +32,7 @@ what is written to them through it (the export label) stays on them.
 from __future__ import annotations
 
 import base64
+import os
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +41,8 @@ from typing import Iterator, Optional
 import pulumi
 import yaml
 
-from components.kube_client import CredentialPluginError, exec_credential_token
+from components.kube_client import CredentialPluginError, exec_credential, exec_credential_token
+from components.kubeconfigs import context_cluster, load_context, select_context
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_charts, fake_crds
 from tests.certificates import pem, self_signed_ca
@@ -166,6 +173,58 @@ class FakeKubernetes:
         # the load balancer), and the API server URLs the other clusters reach (default: its endpoint).
         self.gateway_forwards: dict[str, set[tuple[str, str]]] = {}
         self.network_api_servers: dict[str, set[str]] = {}
+        # Clusters given by a kubeconfig (not DOKS), by API server URL.
+        self.given: dict[str, FakeCluster] = {}
+
+    @contextmanager
+    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True) -> Iterator[FakeCluster]:
+        """A running cluster that no DigitalOcean account knows, answering at its own address (a
+        fake API server that stays up while the test uses it) to `admin_token`, with a kube-system
+        namespace whose uid identifies it. With `gateway_api_crds` its owner installed the Gateway
+        API CRDs (as GKE and EKS offer), under an owner that is not this program's Helm."""
+        uid = f"kube-system-uid-{name}"
+        with FakeKubeAPI(name, token=admin_token) as front_door:
+            front_door.put(f"/api/v1/namespaces/kube-system", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": uid}})
+            cluster = FakeCluster(
+                name=name,
+                short=name,
+                endpoint=front_door.url,
+                cluster_id=uid,
+                ca_pem="",  # plain HTTP: no CA to check (the fake API server speaks no TLS)
+                gateway_ip=f"198.51.100.{zlib.crc32(name.encode()) % 250 + 1}",
+                admin_token=admin_token,
+            )
+            if gateway_api_crds:
+                for crd, obj in fake_crds.owner_gateway_crds().items():
+                    cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            self._add_preexisting(cluster)
+            self.given[cluster.endpoint] = cluster
+            try:
+                yield cluster
+            finally:
+                del self.given[cluster.endpoint]
+
+    def _add_preexisting(self, cluster: FakeCluster) -> None:
+        for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
+            cluster.objects[(kind, namespace, name)] = preexisting_object(kind, namespace, name, labels)
+
+    def cluster_for_context(self, path_or_contents: str, context: str) -> FakeCluster:
+        """The given cluster a kubeconfig's context points at, checked as TLS would check it."""
+        server, ca = context_cluster(self.provider_context(path_or_contents, context))
+        cluster = self.given.get(server) or self.clusters.get(server)
+        if cluster is None or cluster.admin_token is None:
+            raise AssertionError(f"context {context!r} points at {server}, where no cluster given by a kubeconfig answers")
+        if (base64.b64decode(ca).decode() if ca else "") != cluster.ca_pem:
+            raise AssertionError(f"context {context!r} does not carry the CA of {server}: TLS to the API server would fail")
+        return cluster
+
+    @staticmethod
+    def provider_context(path_or_contents: str, context: str) -> dict:
+        """pulumi-kubernetes' `kubeconfig` is a path when such a file exists, its contents otherwise
+        (provider/pkg/provider/util.go, parseKubeconfigString)."""
+        if os.path.isfile(path_or_contents):
+            return load_context(path_or_contents, context)
+        return select_context(yaml.safe_load(path_or_contents), context, "the provider's kubeconfig")
 
     def register_provider(self, name: str, inputs: dict) -> dict:
         self.providers[name] = inputs
@@ -199,7 +258,7 @@ class FakeKubernetes:
         if server not in self.clusters:
             cluster = FakeCluster(
                 name=known["name"],
-                short=known["name"].removeprefix(f"{pulumi.get_stack()}-"),
+                short=kubeconfig["current-context"],  # the mesh names its kubeconfigs' contexts after its clusters
                 endpoint=server,
                 cluster_id=known["id"],
                 ca_pem=known["ca"],
@@ -213,8 +272,7 @@ class FakeKubernetes:
             cluster.extra_gateway_endpoints = set(self.gateway_forwards.get(cluster.short, ()))
             if cluster.short in self.network_api_servers:
                 cluster.network_api_servers = set(self.network_api_servers[cluster.short])
-            for kind, namespace, name, labels in self.preexisting.get(cluster.short, []):
-                cluster.objects[(kind, namespace, name)] = preexisting_object(kind, namespace, name, labels)
+            self._add_preexisting(cluster)
             self.clusters[server] = cluster
         return self.clusters[server]
 
@@ -224,14 +282,31 @@ class FakeKubernetes:
         inputs = self.providers.get(name)
         if inputs is None:
             raise AssertionError(f"resource uses no registered kubernetes provider ({provider_ref!r}): it would land in the ambient cluster")
-        kubeconfig = unwrap(inputs["kubeconfig"])
-        cluster = self.cluster_for_kubeconfig(kubeconfig)
+        kubeconfig, context = unwrap(inputs["kubeconfig"]), unwrap(inputs.get("context"))
+        if context:
+            cluster = self.cluster_for_context(kubeconfig, context)
+            user = self.provider_context(kubeconfig, context)["users"][0]["user"]
+        else:
+            cluster = self.cluster_for_kubeconfig(kubeconfig)
+            user = yaml.safe_load(kubeconfig)["users"][0]["user"]
         if cluster.admin_token is not None:
-            return cluster  # its kubeconfig's own credentials, checked above
-        # client-go runs the exec plugin with the provider's environment and sends its token,
-        # cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
+            # A cluster of its own: the context's credentials, a token, a token file or an exec
+            # plugin's, run as client-go runs it (client-go plugin/pkg/client/auth/exec/exec.go).
+            if "exec" in user:
+                try:
+                    user = exec_credential(cluster.short, user["exec"])
+                except CredentialPluginError as error:
+                    raise Exception(f"getting credentials: exec: executable {user['exec']['command']} failed: {error}") from None
+            if "tokenFile" in user:
+                with open(user["tokenFile"], encoding="utf-8") as handle:
+                    user = {"token": handle.read().strip()}
+            if user.get("token") != cluster.admin_token:
+                raise Exception(f"Unauthorized: the API server of {cluster.name} refused the credentials")
+            return cluster
+        # A DOKS cluster: client-go runs the exec plugin with the provider's environment and sends
+        # its token, cached until it expires (client-go plugin/pkg/client/auth/exec/exec.go).
         try:
-            token = exec_credential_token(cluster.short, yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"])
+            token = exec_credential_token(cluster.short, user["exec"])
         except CredentialPluginError as error:
             raise Exception(f"getting credentials: exec: executable doctl failed: {error}") from None
         if not is_cluster_token(cluster.cluster_id, token):
@@ -240,7 +315,7 @@ class FakeKubernetes:
 
     def cluster_named(self, short: str) -> FakeCluster:
         """The simulated cluster the mesh calls `short`."""
-        matches = [c for c in self.clusters.values() if c.short == short]
+        matches = [c for c in [*self.clusters.values(), *self.given.values()] if c.short == short]
         assert len(matches) == 1, f"no single cluster {short!r}: {[c.name for c in self.clusters.values()]}"
         return matches[0]
 
@@ -259,6 +334,10 @@ class FakeKubernetes:
             cluster.objects[("Release", namespace, release)] = inputs
             # Every install and upgrade renders the chart anew (and makes new certificates).
             cluster.rendered[release] = fake_charts.render(inputs["chart"], unwrap(inputs.get("values") or {}), self.clock.now())
+            if inputs.get("createNamespace") and ("Namespace", "", namespace) not in cluster.objects:
+                # `--create-namespace` makes it outside the release (helm pkg/action/install.go):
+                # no uninstall removes it.
+                cluster.objects[("Namespace", "", namespace)] = {"metadata": {"name": namespace}}
             status = {
                 "name": release,
                 "namespace": namespace,
@@ -276,6 +355,11 @@ class FakeKubernetes:
         if kind == "ServicePatch":
             self._apply_service_patch(cluster, namespace, object_name, unwrap(metadata.get("labels") or {}))
             return f"{namespace}/{object_name}", inputs
+        existing = cluster.objects.get((kind, namespace, object_name))
+        if existing is not None and not str((existing.get("metadata") or {}).get("uid", "")).startswith(f"uid-{cluster.name}-"):
+            # An object no resource of the program made (a user's, Helm's): the provider's create
+            # fails rather than take it over (pulumi-kubernetes provider/pkg/await/await.go, IsAlreadyExists).
+            raise Exception(f'{kind.lower()}s "{object_name}" already exists in {cluster.name}\n\nThe resource already exists in the cluster.')
         metadata.setdefault("name", object_name)
         metadata.update(uid=f"uid-{cluster.name}-{kind}-{object_name}", resourceVersion="1")
         if kind == "Link":
@@ -303,6 +387,8 @@ class FakeKubernetes:
             cluster.objects.pop(("Release", state.get("namespace") or "default", state["name"]))
             for path in cluster.rendered.pop(state["name"], {}):
                 cluster.produced.pop(path, None)
+            for crd in fake_crds.removed_on_uninstall(cluster.objects, state["name"]):
+                del cluster.objects[(fake_crds.CRD, "", crd)]
             return
         metadata = unwrap(state.get("metadata") or {})
         kind = type_.split(":")[-1]
@@ -462,7 +548,8 @@ class FakeKubernetes:
                 continue
             kubeconfig = yaml.safe_load(loaded)
             cluster = kubeconfig["clusters"][0]["cluster"]
-            if cluster["server"] not in target.api_servers_for_links() or base64.b64decode(cluster["certificate-authority-data"]).decode() != target.ca_pem:
+            ca = cluster.get("certificate-authority-data")
+            if cluster["server"] not in target.api_servers_for_links() or (base64.b64decode(ca).decode() if ca else "") != target.ca_pem:
                 continue  # it would not reach the target's API server (or not trust it)
             if not target.accepts(kubeconfig["users"][0]["user"].get("token", "")):
                 continue  # the controller would get Unauthorized from the target

@@ -12,8 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # What the Makefile reads: itself, the requirements and the stack files.
 MAKE_INPUTS = ["Makefile", "requirements.txt", "requirements-test.txt", "Pulumi.yaml", *(path.name for path in REPO.glob("Pulumi.*.yaml"))]
-# The packages its recipes run with the venv's Python.
-MAKE_PACKAGES = ["cost_report"]
+# The packages its recipes run with the venv's Python: the cost table, and `make kubeconfig` reads a
+# cluster's kubeconfig reference with components/kubeconfigs.py.
+MAKE_PACKAGES = ["cost_report", "components"]
 
 
 def variable(name: str) -> str:

@@ -447,3 +447,32 @@ def test_a_preview_creates_a_stack_only_in_the_local_backend(checkout, backend, 
     assert checkout.make("preview", **env).returncode == 0
     select, preview = (call["args"] for call in checkout.pulumi_calls())
     assert ("--create" in select) is creates and preview[0] == "preview"
+
+
+# --- a stack without DOKS clusters -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("goal", ["deploy", "preview", "destroy"])
+def test_a_stack_of_kubeconfig_clusters_needs_neither_the_token_nor_doctl(checkout, goal):
+    # No doctl installed, none on PATH that works (the ambient one fails), no curl to fetch one.
+    (checkout.doctl_dir / "doctl").unlink()
+    result = checkout.make(goal, "STACK=local", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode == 0, result.stderr
+    calls = checkout.pulumi_calls()
+    (run,) = [call for call in calls if call["args"][0] in ("up", "preview", "destroy")]
+    assert run["args"][:3] == [{"deploy": "up", "preview": "preview", "destroy": "destroy"}[goal], "--stack", "local"]
+    assert all(call["tokens"] == {"DIGITALOCEAN_ACCESS_TOKEN": None, "DIGITALOCEAN_TOKEN": None} for call in calls)
+    assert not (checkout.doctl_dir / "doctl").exists()
+    # A DOKS stack still asks for both before anything runs.
+    result = checkout.make(goal, "STACK=dev", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0 and "Set DIGITALOCEAN_TOKEN" in result.stderr
+    assert len(checkout.pulumi_calls()) == len(calls)
+
+
+def test_kubeconfig_of_a_given_cluster_points_at_the_users_own_file(checkout):
+    reference = "kind: KubeconfigReference\nkubeconfig: /home/me/.kube/config\ncontext: k3d-east\n"
+    fake_tools.pulumi(checkout.pulumi_bin / "pulumi", checkout.pulumi_log, {"kubeconfigs": {"east": reference}})
+    result = checkout.make("kubeconfig", "STACK=local", "CLUSTER=east", PULUMI_CONFIG_PASSPHRASE="x")
+    assert result.returncode != 0
+    assert "kubectl --kubeconfig /home/me/.kube/config --context k3d-east" in result.stderr
+    assert not list((checkout.root / ".kube").iterdir())

@@ -21,7 +21,8 @@ from verify.outputs import parse_outputs
 
 # The token comes from the environment (tests/conftest.py), never from the stack config.
 TOKEN: dict[str, str] = {}
-STACKS = sorted(path.name.split(".")[1] for path in REPO.glob("Pulumi.*.yaml"))
+# The DOKS stacks; the local one runs on clusters a test provides (tests/test_given_clusters.py).
+STACKS = sorted(path.name.split(".")[1] for path in REPO.glob("Pulumi.*.yaml") if path.name != "Pulumi.local.yaml")
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 NODE_POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
 NORTH = {"region": "fra1", "nodeSize": "s-4vcpu-8gb", "nodeCount": 3, "clusterSubnet": "172.24.0.0/16", "serviceSubnet": "172.30.64.0/20"}

@@ -2,7 +2,8 @@
 
 Writes the cluster's kubeconfig from the stack outputs to a private temporary file and runs
 `kubectl -n linkerd-viz port-forward svc/web 8084:8084` with it, then http://localhost:8084 shows
-the dashboard. The file is removed when the port-forward ends.
+the dashboard. The file is removed when the port-forward ends. A cluster given by a kubeconfig is
+reached through that file and context, as the outputs name them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from typing import Optional, Sequence
 
+from components.kubeconfigs import parse_reference
 from verify.outputs import OutputsError, load_outputs
 
 PORT = 8084
@@ -52,8 +54,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # No credentials file is written when nothing could use it.
         print(f"dashboard: {KUBECTL_MISSING}\n    kubectl --kubeconfig <kubeconfig of {args.cluster}> {shlex.join(PORT_FORWARD)}", file=sys.stderr)
         return 1
-    path = write_kubeconfig(kubeconfigs[args.cluster])
-    command = [kubectl, "--kubeconfig", path, *PORT_FORWARD]
+    given = parse_reference(kubeconfigs[args.cluster])
+    path = given[0] if given else write_kubeconfig(kubeconfigs[args.cluster])
+    command = [kubectl, "--kubeconfig", path, *(["--context", given[1]] if given else []), *PORT_FORWARD]
     print(f"Dashboard of {args.cluster}: http://localhost:{PORT} (Ctrl-C to stop)\n$ {shlex.join(command)}", flush=True)
     # A child process rather than exec, so the credentials file is removed when kubectl exits.
     try:
@@ -61,7 +64,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        os.remove(path)
+        if not given:
+            os.remove(path)  # never the user's own kubeconfig
 
 
 if __name__ == "__main__":

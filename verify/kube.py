@@ -31,9 +31,10 @@ from components.names import LINK_GROUP, LINK_VERSION
 
 HANDSHAKE_STATUS = re.compile(r"Handshake status (\d+)")
 CREDENTIALS_HINT = (
-    "the stack's kubeconfigs get their token from `doctl kubernetes cluster kubeconfig exec-credential`, "
+    "the stack's DOKS kubeconfigs get their token from `doctl kubernetes cluster kubeconfig exec-credential`, "
     "so this usually means DIGITALOCEAN_ACCESS_TOKEN is unset, expired or of another account (make exports it "
-    "from DIGITALOCEAN_TOKEN), or doctl is missing from PATH; verify exits 2 (credentials unusable)"
+    "from DIGITALOCEAN_TOKEN), or doctl is missing from PATH; a cluster given by a kubeconfig uses that file's "
+    "context, whose credentials may have expired (log in again); verify exits 2 (credentials unusable)"
 )
 
 
