@@ -37,7 +37,7 @@ class ListPrice:
 LIST_PRICES = {
     # The cloud controller manager makes a REGIONAL_NETWORK (network) load balancer for a LoadBalancer
     # Service unless annotated otherwise (digitalocean-cloud-controller-manager cloud.go): one node.
-    # The figure is the README's; no page stating the network load balancer's price could be read
+    # The figure is the one this project's docs always had; no page stating the network load balancer's price could be read
     # from where this was written, hence "unverified": check it, then set the date.
     "loadBalancerMonthly": ListPrice(12.00, "https://www.digitalocean.com/pricing/load-balancer (network load balancer, 1 node)", "unverified"),
     # "High availability (HA) for the control plane costs $40 per month, prorated hourly."

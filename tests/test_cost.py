@@ -35,7 +35,7 @@ SEED_ITEMS = {
 }
 
 
-# The totals the documentation states (docs-pending/issue-18-cost.md), at the fake's prices.
+# The totals the documentation states (README.md, What it costs), at the fake's prices.
 @pytest.mark.parametrize(
     "config, monthly, hourly",
     [
