@@ -512,6 +512,29 @@ def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Pr
     return tuple(links)
 
 
+def _check_link_targets_reachable(clusters: Mapping[str, AnyClusterSpec], links: tuple[LinkSpec, ...], problems: _Problems) -> None:
+    """A link's credentials name its target's API server as the target's kubeconfig does unless
+    apiServerAddress says otherwise; a server on 0.0.0.0 (k3d's https://0.0.0.0:<port>) is this
+    machine's own, which the linking cluster's service mirror can never reach."""
+    for target in dict.fromkeys(link.target for link in links):
+        spec = clusters.get(target)
+        if not isinstance(spec, KubeconfigClusterSpec) or spec.api_server_address is not None:
+            continue
+        host = urlsplit(spec.server).hostname or ""
+        try:
+            unspecified = ipaddress.ip_address(host).is_unspecified
+        except ValueError:
+            unspecified = False
+        if unspecified:
+            sources = ", ".join(link.source for link in links if link.target == target)
+            problems.add(
+                f"clusters.{target}.apiServerAddress",
+                f"{target}'s kubeconfig server {spec.server} is reachable from this machine only, so the link from {sources} could never "
+                f"reach it; set the address the other clusters reach, e.g. for k3d https://<{target}'s control-plane node IP on the docker network>:6443 "
+                f"(`kubectl --context {spec.context} get node -l node-role.kubernetes.io/control-plane=true -o jsonpath='{{.items[0].status.addresses[0].address}}'`)",
+            )
+
+
 def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec]) -> Optional[str]:
     """remote-discovery sends traffic pod to pod, so every linking cluster must route the target's
     pod IPs: DOKS puts a region's clusters in its default VPC, and clusters of different regions in
@@ -715,6 +738,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
 
     kubernetes_version = _read(values, "kubernetesVersion", "", problems, version_prefix, None)
     links = _parse_links(values.get("links", []), clusters, problems)
+    _check_link_targets_reachable(clusters, links, problems)
     exports = _parse_exports(values.get("exports", []), links, clusters, problems)
     linkerd = _parse_linkerd(values.get("linkerd", {}), clusters, problems)
     identity = _parse_identity(values.get("identity", {}), problems)

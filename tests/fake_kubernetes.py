@@ -35,8 +35,9 @@ import base64
 import os
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
+from urllib.parse import urlsplit
 
 import pulumi
 import yaml
@@ -177,26 +178,33 @@ class FakeKubernetes:
         self.given: dict[str, FakeCluster] = {}
 
     @contextmanager
-    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True) -> Iterator[FakeCluster]:
+    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True, k3d_node_ip: Optional[str] = None) -> Iterator[FakeCluster]:
         """A running cluster that no DigitalOcean account knows, answering at its own address (a
         fake API server that stays up while the test uses it) to `admin_token`, with a kube-system
         namespace whose uid identifies it. With `gateway_api_crds` its owner installed the Gateway
-        API CRDs (as GKE and EKS offer), under an owner that is not this program's Helm."""
+        API CRDs (as GKE and EKS offer), under an owner that is not this program's Helm. With
+        `k3d_node_ip`, a k3d cluster (`k3d_cluster`) whose server node has that address on the docker
+        network: its kubeconfig names the server on 0.0.0.0, which only this machine reaches (the
+        fake speaks plain HTTP there), and it has no Gateway API CRDs."""
         uid = f"kube-system-uid-{name}"
         with FakeKubeAPI(name, token=admin_token) as front_door:
             front_door.put(f"/api/v1/namespaces/kube-system", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": uid}})
-            cluster = FakeCluster(
-                name=name,
-                short=name,
-                endpoint=front_door.url,
-                cluster_id=uid,
-                ca_pem="",  # plain HTTP: no CA to check (the fake API server speaks no TLS)
-                gateway_ip=f"198.51.100.{zlib.crc32(name.encode()) % 250 + 1}",
-                admin_token=admin_token,
-            )
-            if gateway_api_crds:
-                for crd, obj in fake_crds.owner_gateway_crds().items():
-                    cluster.objects[(fake_crds.CRD, "", crd)] = obj
+            if k3d_node_ip:
+                port = urlsplit(front_door.url).port
+                cluster = replace(k3d_cluster(name, k3d_node_ip, port), endpoint=f"http://0.0.0.0:{port}", cluster_id=uid, ca_pem="", admin_token=admin_token)
+            else:
+                cluster = FakeCluster(
+                    name=name,
+                    short=name,
+                    endpoint=front_door.url,
+                    cluster_id=uid,
+                    ca_pem="",  # plain HTTP: no CA to check (the fake API server speaks no TLS)
+                    gateway_ip=f"198.51.100.{zlib.crc32(name.encode()) % 250 + 1}",
+                    admin_token=admin_token,
+                )
+                if gateway_api_crds:
+                    for crd, obj in fake_crds.owner_gateway_crds().items():
+                        cluster.objects[(fake_crds.CRD, "", crd)] = obj
             self._add_preexisting(cluster)
             self.given[cluster.endpoint] = cluster
             try:

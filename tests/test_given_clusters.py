@@ -20,7 +20,7 @@ from components.given_clusters import GivenClusterProblem, _kubeconfig_identity
 from tests.certificates import new_ca, pem, signed_leaf
 from tests.fake_kube_api import FakeKubeAPI, ServerTLS, closed_port_kubeconfig
 from tests.given import created, plugin_user, stack_values, token_file_user, write_kubeconfig
-from tests.harness import PROJECT, run, run_main, unwrap
+from tests.harness import PROJECT, run, run_main, stack_config, unwrap
 from tests.program import RELEASE, provider_cluster, releases
 from tests.test_credentials import stored, strings
 from verify.checks import run_checks
@@ -138,6 +138,18 @@ def test_the_outputs_say_where_each_cluster_comes_from(mixed):
     assert clusters["north"] == {"id": "kube-system-uid-north", "endpoint": fakes.kubernetes.cluster_named("north").endpoint, "source": "kubeconfig", "kubeconfig": str(kubeconfig), "context": "north"}
     assert set(clusters["west"]) == {"id", "region", "version", "endpoint"}
     assert parse_reference(result.outputs["kubeconfigs"]["north"]) == (str(kubeconfig), "north")
+
+
+def test_digitalocean_bills_the_created_cluster_in_full_the_adopted_ones_gateway_and_no_kubeconfig_cluster(mixed):
+    # Something links to west, east and north; north's gateway load balancer is not DigitalOcean's.
+    _, result, _ = mixed
+    cost = result.outputs["monthlyCost"]
+    assert [(item["cluster"], item["item"], item["count"]) for item in cost["items"]] == [
+        ("west", "worker nodes s-4vcpu-8gb", 3),
+        ("west", "system node s-2vcpu-4gb", 1),
+        ("west", "gateway load balancer", 1),
+        ("east", "gateway load balancer", 1),
+    ]
 
 
 def given_failure(fakes: FakeCloud, clusters: dict, links=(("west", "east"),)) -> str:
@@ -265,26 +277,71 @@ def test_teardown_removes_what_was_installed_and_never_a_given_cluster(tmp_path)
         assert not [k for k in fakes.kubernetes.cluster_named("east").produced if "/secrets/cluster-credentials" in k]
 
 
+# The k3d server nodes' addresses on the shared docker network (servicelb gives each gateway its node's).
+K3D_NODE_IPS = {"west": "172.18.0.2", "east": "172.18.0.3"}
+INSTALL_ALL = {"installGatewayAPI": True, "enableHttpRoutes": True, "enableTlsRoutes": True, "enableTcpRoutes": True}
+
+
+def local_config(**api_server_addresses: str) -> dict[str, str]:
+    """Pulumi.local.yaml's config with the apiServerAddress a user adds per cluster after creating it."""
+    config = stack_config("local")
+    clusters = json.loads(config[f"{PROJECT}:clusters"])
+    for name, address in api_server_addresses.items():
+        clusters[name]["apiServerAddress"] = address
+    return {**config, f"{PROJECT}:clusters": json.dumps(clusters)}
+
+
+# What the docs tell a user to add: east is what west links to.
+LOCAL_CONFIG = local_config(east=f"https://{K3D_NODE_IPS['east']}:6443")
+
+
 @pytest.fixture
-def local(tmp_path, monkeypatch):
-    """The local stack as its file has it (~/.kube/config, contexts k3d-west and k3d-east), on two
-    generic fake clusters given by token (not k3d-like: these have the Gateway API CRDs, and their
-    kubeconfig's server is one the program reaches), without a DigitalOcean token."""
+def k3d(tmp_path, monkeypatch):
+    """Two k3d-like clusters, contexts k3d-west and k3d-east of ~/.kube/config, as `k3d cluster
+    create <name> --network <shared>` leaves them (no Gateway API CRDs, a kubeconfig server on
+    0.0.0.0), without a DigitalOcean token."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
     fakes = FakeCloud()
-    with fakes.kubernetes.kubeconfig_cluster("west", NORTH_TOKEN) as west, fakes.kubernetes.kubeconfig_cluster("east", SOUTH_TOKEN) as east:
+    with fakes.kubernetes.kubeconfig_cluster("west", NORTH_TOKEN, k3d_node_ip=K3D_NODE_IPS["west"]) as west, fakes.kubernetes.kubeconfig_cluster("east", SOUTH_TOKEN, k3d_node_ip=K3D_NODE_IPS["east"]) as east:
         (tmp_path / ".kube").mkdir()
         kubeconfig = write_kubeconfig(tmp_path / ".kube" / "config", {"k3d-west": (west.endpoint, {"token": NORTH_TOKEN}), "k3d-east": (east.endpoint, {"token": SOUTH_TOKEN})})
-        yield fakes, run_main(fakes, stack="local"), kubeconfig
+        yield fakes, kubeconfig
+
+
+@pytest.fixture
+def local(k3d):
+    """The local stack deployed on the k3d clusters, with east's apiServerAddress."""
+    fakes, kubeconfig = k3d
+    yield fakes, run_main(fakes, stack="local", config=LOCAL_CONFIG), kubeconfig
 
 
 def test_the_local_stack_runs_the_seed_without_digitalocean(local):
     fakes, result, kubeconfig = local
     assert fakes.invokes == [] and not [r for r in result.monitor.registrations.values() if r.type.startswith("digitalocean:")]
     assert {name: parse_reference(text) for name, text in result.outputs["kubeconfigs"].items()} == {"west": (str(kubeconfig), "k3d-west"), "east": (str(kubeconfig), "k3d-east")}
+    # servicelb: east's gateway is at its node's address on the docker network.
+    assert result.outputs["gatewayAddresses"] == {"east": K3D_NODE_IPS["east"]}
     (mirror,) = result.outputs["mirroredServices"]["west"]
-    assert mirror["name"] == "emojivoto/web-svc-east" and mirror["endpoints"] == [fakes.kubernetes.cluster_named("east").gateway_ip]
+    assert mirror["name"] == "emojivoto/web-svc-east" and mirror["endpoints"] == [K3D_NODE_IPS["east"]]
+    # k3s has no Gateway API CRDs: linkerd-crds installs them in both clusters.
+    assert {cluster: unwrap(r.inputs["values"]) for (cluster, chart), r in releases(result).items() if chart == "linkerd-crds"} == {"west": INSTALL_ALL, "east": INSTALL_ALL}
+
+
+def test_the_local_stack_without_easts_api_server_address_is_refused_before_anything_is_registered(k3d):
+    fakes, _ = k3d
+    with pytest.raises(pulumi.RunError, match=r"clusters.east.apiServerAddress: east's kubeconfig server http://0.0.0.0:\d+ is reachable from this machine only, so the link from west could never reach it; .*k3d-east"):
+        run_main(fakes, stack="local")
+    assert fakes.registered == []
+
+
+def test_east_reached_at_its_kubeconfig_server_would_mirror_nothing(k3d, monkeypatch):
+    # The fake's own rule, without the config check: the link credentials naming 0.0.0.0 reach
+    # nothing from west (k3s serves the other clusters at <node IP>:6443 only).
+    fakes, _ = k3d
+    monkeypatch.setattr("components.config._check_link_targets_reachable", lambda *args: None)
+    with pytest.raises(Exception, match=r"mirrored service emojivoto/web-svc-east did not become ready within 1s \(the service does not exist\)"):
+        run_main(fakes, stack="local", config={**stack_config("local"), f"{PROJECT}:waitTimeoutSeconds": "1"})
 
 
 def test_verify_reads_the_local_stack_through_the_kubeconfig_the_outputs_name(local, tmp_path):
@@ -356,7 +413,7 @@ def test_a_client_certificate_context_authenticates_and_a_foreign_one_is_refused
 def test_a_kubernetes_version_pin_asks_digitalocean_nothing_without_a_created_cluster(local):
     fakes, _, _ = local
     fakes.invokes.clear()
-    run_main(fakes, stack="local", config={f"{PROJECT}:kubernetesVersion": "1.35"})
+    run_main(fakes, stack="local", config={**LOCAL_CONFIG, f"{PROJECT}:kubernetesVersion": "1.35"})
     assert fakes.invokes == []
 
 
@@ -372,13 +429,13 @@ def test_a_preview_token_that_may_not_read_an_existing_cluster_says_so(monkeypat
 
 def test_a_preview_of_the_local_stack_plans_what_up_creates(local):
     fakes, result, _ = local
-    preview = run_main(fakes, stack="local", preview=True)
+    preview = run_main(fakes, stack="local", config=LOCAL_CONFIG, preview=True)
     assert set(preview.monitor.registrations) == set(result.monitor.registrations)
 
 
 def test_a_second_up_of_the_local_stack_changes_nothing(local):
     fakes, result, _ = local
-    again = run_main(fakes, stack="local", prior=result)
+    again = run_main(fakes, stack="local", config=LOCAL_CONFIG, prior=result)
     assert {r.name: r.step for r in again.monitor.registrations.values() if r.step != "same"} == {}
     assert again.deleted == []
 
