@@ -212,6 +212,17 @@ def test_an_adopted_cluster_that_does_not_exist_is_refused_before_anything_is_re
     assert f"{PROJECT}:clusters.east.existingCluster: DigitalOcean has no Kubernetes cluster named 'no-such-cluster'" in message
 
 
+def test_an_existing_cluster_named_by_its_id_is_the_same_as_by_its_name():
+    fakes = FakeCloud()
+    east = adopted_east(fakes)
+    by_name = run_main(fakes, config=stack_values({"west": created("sfo3", 20), "east": {"existingCluster": "team-east"}}, [("west", "east")]), replace_config=True)
+    # doctl takes a UUID for an id (commands/kubernetes.go): read directly, no listing involved.
+    by_id = run_main(fakes, config=stack_values({"west": created("sfo3", 20), "east": {"existingCluster": east.id}}, [("west", "east")]), replace_config=True, prior=by_name)
+    assert by_id.outputs["clusters"]["east"] == by_name.outputs["clusters"]["east"]
+    assert {r.name: r.step for r in by_id.monitor.registrations.values() if r.step != "same"} == {}
+    assert f"/v2/kubernetes/clusters/{east.id}" in fakes.digitalocean.api_requests
+
+
 def test_a_cluster_listed_twice_is_refused(tmp_path):
     fakes = FakeCloud()
     adopted_east(fakes)
