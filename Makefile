@@ -112,7 +112,7 @@ $(TEST_INSTALLED): requirements-test.txt $(RUNTIME_INSTALLED)
 	touch $@
 
 test: $(TEST_INSTALLED)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto
 
 # Wall-clock figures stay out of the tests: a loaded machine must not turn them red.
 bench: $(TEST_INSTALLED)

@@ -5,6 +5,7 @@ only make by replacing a cluster, which are refused here with the procedure inst
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -104,20 +105,26 @@ def refused_changes(config: MeshConfig, live: Mapping[str, Optional[LiveCluster]
     return problems
 
 
+def _reach_one(name: str, cluster: LiveCluster) -> str:
+    """The running cluster's kubeconfig, once this token got a credential for it."""
+    exec_credential_token(name, doctl_exec(cluster.id))
+    return exec_kubeconfig(name, cluster.id, cluster.endpoint, cluster_ca(cluster.id))
+
+
 def _reach(live: Mapping[str, Optional[LiveCluster]]) -> tuple[dict[str, str], dict[str, str]]:
     """Running cluster -> its kubeconfig, and running cluster -> why this token gets no credentials
     for it (the read-only preview token, which lacks kubernetes:access_cluster), as doctl reports it.
     The credential fetched here is the one the providers and the waits then use (doctl's cache, and
-    kube_client's)."""
+    kube_client's). The clusters are asked at once: each is a few doctl calls to DigitalOcean."""
+    running = {name: cluster for name, cluster in live.items() if cluster is not None}
     kubeconfigs, refused = {}, {}
-    for name, cluster in live.items():
-        if cluster is None:
-            continue
-        try:
-            exec_credential_token(name, doctl_exec(cluster.id))
-            kubeconfigs[name] = exec_kubeconfig(name, cluster.id, cluster.endpoint, cluster_ca(cluster.id))
-        except (CredentialPluginError, DoctlError) as error:
-            refused[name] = str(error)
+    with ThreadPoolExecutor(max_workers=max(len(running), 1)) as pool:
+        futures = {name: pool.submit(_reach_one, name, cluster) for name, cluster in running.items()}
+        for name, future in futures.items():
+            try:
+                kubeconfigs[name] = future.result()
+            except (CredentialPluginError, DoctlError) as error:
+                refused[name] = str(error)
     return kubeconfigs, refused
 
 

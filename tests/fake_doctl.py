@@ -17,11 +17,7 @@ config directory (XDG_CONFIG_HOME), where the config file and the credential cac
 import datetime as dt
 import json
 import os
-import secrets
 import sys
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 if __package__:  # imported by the tests, for `install`
@@ -97,13 +93,20 @@ def exec_credential(positional: list[str], flags: dict[str, str], token: str) ->
     # The cache: per cluster id, whatever the context or token; served until its expirationTimestamp
     # by the local clock, an expired one removed (kubeconfigCachePath, loadCachedExecCredential).
     cached = user_config_dir() / "doctl" / "cache" / "exec-credential" / f"{cluster_id}.json"
-    if cached.is_file():
+    try:
         credential = json.loads(cached.read_text())
         expires = dt.datetime.fromisoformat(credential["status"]["expirationTimestamp"].replace("Z", "+00:00"))
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # A file it cannot decode (one another doctl is writing: cacheExecCredential truncates, then
+        # writes) is warned about and passed over: RunKubernetesKubeconfigExecCredential fetches anew.
+        pass
+    else:
         if expires > dt.datetime.now(dt.timezone.utc):
             print(json.dumps(credential))
             return
-        cached.unlink()
+        cached.unlink(missing_ok=True)
     if token == PREVIEW_TOKEN:
         # GET /v2/kubernetes/clusters/<id>/credentials needs kubernetes:access_cluster: 403.
         fail(f'Failed to fetch credentials for cluster "{cluster_id}": You are not authorized to perform this operation')
@@ -118,7 +121,7 @@ def exec_credential(positional: list[str], flags: dict[str, str], token: str) ->
         "kind": "ExecCredential",
         "apiVersion": "client.authentication.k8s.io/v1beta1",
         "spec": {"interactive": False},
-        "status": {"expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": cluster_token(cluster_id, secrets.token_hex(8))},
+        "status": {"expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": cluster_token(cluster_id, os.urandom(8).hex())},
     }
     # cacheExecCredential: directory 0700, file 0600.
     cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -128,6 +131,9 @@ def exec_credential(positional: list[str], flags: dict[str, str], token: str) ->
 
 
 def api_get(api_url: str, path: str, token: str, raw: bool = False):
+    import urllib.error  # only here: each doctl run starts a fresh interpreter, and most need no HTTP
+    import urllib.request
+
     url = f"{api_url.rstrip('/')}{path}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
     try:
@@ -169,6 +175,8 @@ def cluster_command(command: str, positional: list[str], flags: dict[str, str], 
         fail("(kubernetes.cluster.get) command is missing required arguments")
     # commands/kubernetes.go clusterByIDorName: a UUID is fetched (GET /v2/kubernetes/clusters/<id>);
     # a name is looked up in the list, which the program does itself.
+    import uuid  # only here: each doctl run starts a fresh interpreter
+
     try:
         uuid.UUID(positional[0])
     except ValueError:

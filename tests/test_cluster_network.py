@@ -62,7 +62,7 @@ def local_linkerd(name: str, kubeconfig: str, linking_sources: list[str], gatewa
             linking_sources=linking_sources,
             control_plane=linkerd.control_plane,
             kubeconfig=kubeconfig,
-            wait_timeout_seconds=5,
+            wait_timeout_seconds=30,
             trust_anchor_pem="anchor",
         ),
     )
@@ -123,7 +123,7 @@ def west_links_to_k3d_east(fakes: FakeCloud, east: FakeCluster, api_server_addre
                 linking_sources=[],
                 control_plane=west_linkerd.control_plane,
                 kubeconfig=west.kubeconfig,
-                wait_timeout_seconds=5,
+                wait_timeout_seconds=30,
                 trust_anchor_pem="anchor",
             ),
         )
@@ -142,7 +142,7 @@ def west_links_to_k3d_east(fakes: FakeCloud, east: FakeCluster, api_server_addre
                 target_gateway_address=east_multicluster.gateway_address,
                 source_multicluster=west_multicluster.release,
                 credentials_after=[east_multicluster.release],
-                timeout_seconds=5,
+                timeout_seconds=30,
             ),
         )
 
@@ -170,8 +170,8 @@ def test_a_link_through_the_api_server_address_on_the_shared_network_mirrors_the
 def seed_with(**east_settings) -> dict[str, str]:
     clusters = json.loads(stack_config("west-east")[f"{PROJECT}:clusters"])
     clusters["east"].update(east_settings)
-    # A mirror that never comes fails the run within seconds, not the default five minutes.
-    return {f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:waitTimeoutSeconds": "3"}
+    # A mirror that never comes fails the run within 30 s (a loaded machine answers later), not 5 minutes.
+    return {f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:waitTimeoutSeconds": "30"}
 
 
 def test_a_gateway_address_and_port_override_reach_the_link_the_mirrors_and_the_outputs():

