@@ -64,7 +64,6 @@ endif
 # State: a local file backend in the repo (git-ignored) unless PULUMI_BACKEND_URL says otherwise.
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 SELF_MANAGED := $(if $(filter-out https://%,$(PULUMI_BACKEND_URL)),yes)
-STACK_FILE := Pulumi.$(STACK).yaml
 # The CLI encrypts a stack's secrets with a passphrase whenever its stack file has an
 # encryptionsalt, whatever the backend, Pulumi Cloud included (pulumi/pulumi
 # pkg/cmd/pulumi/stack/secrets.go, GetSecretsManager); a self-managed backend always does.

@@ -119,8 +119,6 @@ class ClusterSpec(ClusterReach):
     control_plane_ha: bool = False
 
 
-
-
 @dataclass(frozen=True)
 class AdoptedClusterSpec(ClusterReach):
     """A DOKS cluster that exists already: the program meshes it, and never creates, resizes,
@@ -219,7 +217,7 @@ class MeshConfig:
         return {name: spec for name, spec in self.clusters.items() if isinstance(spec, ClusterSpec)}
 
 
-class _Problems:
+class Problems:
     """Collects every problem with the key path it belongs to."""
 
     def __init__(self, namespace: str):
@@ -240,7 +238,7 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[str, ...]) -> dict:
+def _expect_mapping(value: Any, path: str, problems: Problems, allowed: tuple[str, ...]) -> dict:
     """A mapping whose keys are all known; a typo must not silently fall back to a default."""
     if not isinstance(value, dict):
         problems.add(path, f"must be a mapping with keys {', '.join(allowed)}")
@@ -251,7 +249,7 @@ def _expect_mapping(value: Any, path: str, problems: _Problems, allowed: tuple[s
     return value
 
 
-def _read(entry: dict, key: str, path: str, problems: _Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
+def _read(entry: dict, key: str, path: str, problems: Problems, check: Callable[[Any], Optional[str]], default: Any = None, required: bool = False) -> Any:
     """entry[key] if it passes `check`; otherwise the problem is recorded and `default` returned."""
     key_path = _key_path(path, key)
     if key not in entry:
@@ -357,7 +355,7 @@ def _api_server_address(value: Any) -> Optional[str]:
     return f"{problem}; give the address the other clusters reach, e.g. the control-plane node's IP on the shared network" if problem else None
 
 
-def _parse_clusters(raw: Any, problems: _Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
+def _parse_clusters(raw: Any, problems: Problems, base_dir: str) -> dict[str, AnyClusterSpec]:
     if not isinstance(raw, dict) or not raw:
         problems.add("clusters", "must map at least one cluster name to {region, nodeSize, nodeCount}, {existingCluster} or {kubeconfig, context}")
         return {}
@@ -381,7 +379,7 @@ def _parse_clusters(raw: Any, problems: _Problems, base_dir: str) -> dict[str, A
     return clusters
 
 
-def _parse_reach(entry: dict, path: str, problems: _Problems) -> dict[str, Any]:
+def _parse_reach(entry: dict, path: str, problems: Problems) -> dict[str, Any]:
     """The ClusterReach fields of any cluster entry."""
     return {
         "gateway_address": _read(entry, "gatewayAddress", path, problems, _gateway_address),
@@ -390,7 +388,7 @@ def _parse_reach(entry: dict, path: str, problems: _Problems) -> dict[str, Any]:
     }
 
 
-def _parse_created_cluster(name: str, settings: Any, path: str, problems: _Problems) -> Optional[ClusterSpec]:
+def _parse_created_cluster(name: str, settings: Any, path: str, problems: Problems) -> Optional[ClusterSpec]:
     entry = _expect_mapping(settings, path, problems, (*CREATED_ONLY_KEYS, *REACH_KEYS))
     region = _read(entry, "region", path, problems, _region, required=True)
     size = _read(entry, "nodeSize", path, problems, _node_size, default="s-8vcpu-16gb")
@@ -402,7 +400,7 @@ def _parse_created_cluster(name: str, settings: Any, path: str, problems: _Probl
     return ClusterSpec(name=name, region=region, node_size=size, node_count=count, cluster_subnet=pods, service_subnet=services, control_plane_ha=ha, **reach)
 
 
-def _parse_given_cluster(name: str, entry: dict, path: str, problems: _Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
+def _parse_given_cluster(name: str, entry: dict, path: str, problems: Problems, base_dir: str) -> Optional[AdoptedClusterSpec | KubeconfigClusterSpec]:
     """An existing DOKS cluster, or one in a kubeconfig; the settings of a created cluster are refused."""
     adopted = "existingCluster" in entry
     own_keys = (*(ADOPTED_KEYS if adopted else KUBECONFIG_KEYS), *REACH_KEYS)
@@ -469,7 +467,7 @@ def _service_subnet(value: Any) -> Optional[str]:
     return None
 
 
-def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> None:
+def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> None:
     """DOKS refuses VPC-native ranges that overlap within an account (doctl commands/kubernetes.go);
     within the stack it is caught here, with both keys named."""
     ranges = [
@@ -485,7 +483,7 @@ def _check_subnets_apart(clusters: Mapping[str, AnyClusterSpec], problems: _Prob
                 problems.add(path, f"{network} overlaps {other_path} ({other}); every cluster's pod and service ranges must be apart")
 
 
-def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[LinkSpec, ...]:
+def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[LinkSpec, ...]:
     if not isinstance(raw, list):
         problems.add("links", "must be a list of {from, to}")
         return ()
@@ -512,7 +510,7 @@ def _parse_links(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Pr
     return tuple(links)
 
 
-def _check_link_targets_reachable(clusters: Mapping[str, AnyClusterSpec], links: tuple[LinkSpec, ...], problems: _Problems) -> None:
+def _check_link_targets_reachable(clusters: Mapping[str, AnyClusterSpec], links: tuple[LinkSpec, ...], problems: Problems) -> None:
     """A link's credentials name its target's API server as the target's kubeconfig does unless
     apiServerAddress says otherwise; a server on 0.0.0.0 (k3d's https://0.0.0.0:<port>) is this
     machine's own, which the linking cluster's service mirror can never reach."""
@@ -553,7 +551,7 @@ def _remote_discovery_problem(cluster: str, links: tuple[LinkSpec, ...], cluster
     )
 
 
-def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> tuple[ExportSpec, ...]:
+def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> tuple[ExportSpec, ...]:
     if not isinstance(raw, list):
         problems.add("exports", "must be a list of {cluster, namespace, service, mode}")
         return ()
@@ -585,7 +583,7 @@ def _parse_exports(raw: Any, links: tuple[LinkSpec, ...], clusters: Mapping[str,
     return tuple(exports)
 
 
-def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: _Problems) -> LinkerdSpec:
+def _parse_linkerd(raw: Any, clusters: Mapping[str, AnyClusterSpec], problems: Problems) -> LinkerdSpec:
     default = LinkerdSpec()
     entry = _expect_mapping(raw, "linkerd", problems, CONFIG_KEYS["linkerd"])
 
@@ -638,7 +636,7 @@ def _as_cidr(entry: str) -> str:
     return entry if "/" in entry else str(ipaddress.ip_network(entry))
 
 
-def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
+def _parse_identity(raw: Any, problems: Problems) -> IdentitySpec:
     default = IdentitySpec()
     entry = _expect_mapping(raw, "identity", problems, CONFIG_KEYS["identity"])
     anchor = _read(entry, "anchorValidityHours", "identity", problems, _positive_int, default.anchor_validity_hours)
@@ -685,7 +683,7 @@ def _parse_identity(raw: Any, problems: _Problems) -> IdentitySpec:
     )
 
 
-def _parse_cost(values: Mapping[str, Any], problems: _Problems) -> CostSpec:
+def _parse_cost(values: Mapping[str, Any], problems: Problems) -> CostSpec:
     limit = _read(values, "costLimitMonthly", "", problems, _amount, None)
     entry = _expect_mapping(values.get("prices", {}), "prices", problems, CONFIG_KEYS["prices"])
     load_balancer = _read(entry, "loadBalancerMonthly", "prices", problems, _amount, None)
@@ -707,7 +705,7 @@ def parse_config(values: Mapping[str, Any], namespace: str, token_available: boo
     (the project's directory, where Pulumi runs the program; default: the current directory).
     """
     raw_clusters = values.get("clusters")
-    problems = _Problems(namespace)
+    problems = Problems(namespace)
     _expect_mapping(values, "", problems, CONFIG_KEYS[""])
     if token_in_config:
         problems.add(

@@ -60,7 +60,6 @@ class LiveCluster:
     ha: bool
     cluster_subnet: str
     service_subnet: str
-    vpc_uuid: str
     endpoint: str
     node_pools: tuple[LivePool, ...]
 
@@ -114,7 +113,6 @@ def _cluster(found: dict) -> LiveCluster:
         ha=bool(found.get("ha")),
         cluster_subnet=found.get("cluster_subnet", ""),
         service_subnet=found.get("service_subnet", ""),
-        vpc_uuid=found.get("vpc_uuid", ""),
         endpoint=found.get("endpoint", ""),
         node_pools=tuple(LivePool(p["name"], p["size"], int(p.get("count", 0)), tuple(p.get("tags") or ())) for p in found.get("node_pools") or ()),
     )

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from components.cluster import doks_name
 from components.config import AdoptedClusterSpec, KubeconfigClusterSpec, MeshConfig
-from components.config import _Problems as Problems  # reported exactly as config errors are
+from components.config import Problems  # reported exactly as config errors are
 from components.doctl import DoctlError, LiveCluster, cluster_ca, find_cluster
 from components.kube_client import KubeconfigError
 from components.kubeconfigs import exec_kubeconfig, kubeconfig_reference

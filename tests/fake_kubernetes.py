@@ -1,14 +1,15 @@
 """A Kubernetes fake: one simulated cluster per DOKS cluster, and per cluster given by a kubeconfig
-(`kubeconfig_cluster`, a cluster of its own behind a fake API server; `add_local_cluster`, a k3d
-cluster), reached through a kubeconfig.
+(`kubeconfig_cluster`: a cluster of its own behind a fake API server, k3d-like or not), reached
+through a kubeconfig.
 
 Like the real provider, a resource's provider decides which cluster it lands in: the fake
 parses the provider's kubeconfig, finds the DOKS cluster by its endpoint, refuses a kubeconfig
 whose CA is not that cluster's, and authenticates as client-go does: it runs the kubeconfig's
 exec plugin (doctl, the fake one on PATH) and the cluster accepts only the token DigitalOcean
-issues for it. Helm releases come back with the status the provider reports; a ServicePatch is a
-server-side apply of its labels onto the Service, and fails as the API server does when the
-Service does not exist (its apply would create a Service without ports). A provider given a
+issues for it. Helm releases come back with the status the provider reports; a ServicePatch (the
+export of an earlier version of the program) is a server-side apply of its labels onto the
+Service, and fails as the API server does when the Service does not exist (its apply would create
+a Service without ports). A provider given a
 kubeconfig file's path and a context reads the file as pulumi-kubernetes does
 (provider/pkg/provider/util.go, parseKubeconfigString: a path that exists is read) and
 authenticates with that context's user: a token, a token file or an exec plugin. A fresh cluster
@@ -35,7 +36,7 @@ import base64
 import os
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -46,7 +47,6 @@ from components.kube_client import CredentialPluginError, exec_credential, exec_
 from components.kubeconfigs import context_cluster, load_context, select_context
 from components.names import EXPORTED_LABEL, GATEWAY_SERVICE, LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, link_controller, mirror_name
 from tests import fake_charts, fake_crds
-from tests.certificates import pem, self_signed_ca
 from tests.fake_account import is_cluster_token
 from tests.fake_clock import FakeClock
 from tests.fake_digitalocean import FakeDigitalOcean
@@ -84,7 +84,7 @@ def invalid_source_ranges(chart: str, values: dict) -> Optional[str]:
 
 @dataclass
 class FakeCluster:
-    name: str  # the DOKS name, `<stack>-<short>`
+    name: str  # the DOKS name, `<stack>-<short>`; for a cluster given by a kubeconfig, the mesh's name
     short: str  # the mesh's name for it
     endpoint: str
     cluster_id: str
@@ -113,7 +113,8 @@ class FakeCluster:
     # The API server URLs the other clusters reach with a certificate valid for them; None: the
     # endpoint (a DOKS cluster's public one). A local cluster's kubeconfig server is not among them.
     network_api_servers: Optional[set[str]] = None
-    # The bearer token its API server takes from the program (None: the DOKS exec credential).
+    # The bearer token its API server takes from the program, for a cluster given by a kubeconfig
+    # (None: a DOKS cluster, which takes the exec credential DigitalOcean issues for it).
     admin_token: Optional[str] = None
 
     def gateway_endpoints(self) -> set[tuple[str, str]]:
@@ -178,20 +179,20 @@ class FakeKubernetes:
         self.given: dict[str, FakeCluster] = {}
 
     @contextmanager
-    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True, k3d_node_ip: Optional[str] = None) -> Iterator[FakeCluster]:
+    def kubeconfig_cluster(self, name: str, admin_token: str, gateway_api_crds: bool = True, k3d_node_ip: Optional[str] = None, k3s_gateway_api: bool = False) -> Iterator[FakeCluster]:
         """A running cluster that no DigitalOcean account knows, answering at its own address (a
         fake API server that stays up while the test uses it) to `admin_token`, with a kube-system
         namespace whose uid identifies it. With `gateway_api_crds` its owner installed the Gateway
         API CRDs (as GKE and EKS offer), under an owner that is not this program's Helm. With
         `k3d_node_ip`, a k3d cluster (`k3d_cluster`) whose server node has that address on the docker
         network: its kubeconfig names the server on 0.0.0.0, which only this machine reaches (the
-        fake speaks plain HTTP there), and it has no Gateway API CRDs."""
+        fake speaks plain HTTP there); its Gateway API CRDs are k3s' (`k3s_gateway_api`) or none,
+        whatever `gateway_api_crds` says."""
         uid = f"kube-system-uid-{name}"
         with FakeKubeAPI(name, token=admin_token) as front_door:
             front_door.put(f"/api/v1/namespaces/kube-system", {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "kube-system", "uid": uid}})
             if k3d_node_ip:
-                port = urlsplit(front_door.url).port
-                cluster = replace(k3d_cluster(name, k3d_node_ip, port), endpoint=f"http://0.0.0.0:{port}", cluster_id=uid, ca_pem="", admin_token=admin_token)
+                cluster = k3d_cluster(name, k3d_node_ip, f"http://0.0.0.0:{urlsplit(front_door.url).port}", uid, admin_token, k3s_gateway_api)
             else:
                 cluster = FakeCluster(
                     name=name,
@@ -219,8 +220,8 @@ class FakeKubernetes:
     def cluster_for_context(self, path_or_contents: str, context: str) -> FakeCluster:
         """The given cluster a kubeconfig's context points at, checked as TLS would check it."""
         server, ca = context_cluster(self.provider_context(path_or_contents, context))
-        cluster = self.given.get(server) or self.clusters.get(server)
-        if cluster is None or cluster.admin_token is None:
+        cluster = self.given.get(server)
+        if cluster is None:
             raise AssertionError(f"context {context!r} points at {server}, where no cluster given by a kubeconfig answers")
         if (base64.b64decode(ca).decode() if ca else "") != cluster.ca_pem:
             raise AssertionError(f"context {context!r} does not carry the CA of {server}: TLS to the API server would fail")
@@ -238,18 +239,13 @@ class FakeKubernetes:
         self.providers[name] = inputs
         return inputs
 
-    def add_local_cluster(self, cluster: FakeCluster) -> FakeCluster:
-        """A cluster this program did not create (see `k3d_cluster`), reached by its kubeconfig."""
-        self.clusters[cluster.endpoint] = cluster
-        return cluster
-
     def cluster_for_kubeconfig(self, kubeconfig_text: str) -> FakeCluster:
         kubeconfig = yaml.safe_load(kubeconfig_text)
         server = kubeconfig["clusters"][0]["cluster"]["server"]
-        local = self.clusters.get(server)
-        if local is not None and local.admin_token is not None:
+        local = self.given.get(server)
+        if local is not None:
             user = kubeconfig["users"][0]["user"]
-            if base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).decode() != local.ca_pem:
+            if base64.b64decode(kubeconfig["clusters"][0]["cluster"].get("certificate-authority-data", "")).decode() != local.ca_pem:
                 raise AssertionError(f"kubeconfig for {server} carries the wrong CA: TLS to the API server would fail")
             if user.get("token") != local.admin_token:
                 raise Exception(f"Unauthorized: the API server of {local.name} refused the kubeconfig's credentials")
@@ -324,7 +320,7 @@ class FakeKubernetes:
     def cluster_named(self, short: str) -> FakeCluster:
         """The simulated cluster the mesh calls `short`."""
         matches = [c for c in [*self.clusters.values(), *self.given.values()] if c.short == short]
-        assert len(matches) == 1, f"no single cluster {short!r}: {[c.name for c in self.clusters.values()]}"
+        assert len(matches) == 1, f"no single cluster {short!r}: {[c.name for c in [*self.clusters.values(), *self.given.values()]]}"
         return matches[0]
 
     def create(self, type_: str, name: str, inputs: dict, provider: str) -> tuple[str, dict]:
@@ -589,30 +585,30 @@ class FakeKubernetes:
         return mirrors
 
 
-def k3d_cluster(short: str, node_ip: str, host_port: int, k3s_gateway_api: bool = False) -> FakeCluster:
+def k3d_cluster(short: str, node_ip: str, endpoint: str, cluster_id: str, admin_token: str, k3s_gateway_api: bool = False) -> FakeCluster:
     """A one-server k3d cluster on a docker network shared with the other clusters, as Linkerd's
     multicluster test makes them (bin/_test-helpers.sh at edge-26.6.3: `--network multicluster-test`):
     - no Gateway API CRDs at start; with `k3s_gateway_api`, those k3s 1.37+ installs through its
       bundled gateway-api-crd Helm chart (k3s-io/k3s#14564), owned by that release;
     - servicelb gives a LoadBalancer Service the InternalIP of each node running its svclb pod, the
       node's address on the docker network (k3s pkg/cloudprovider/servicelb.go, podIPs);
-    - k3d's kubeconfig server is https://0.0.0.0:<host port>, which only the host reaches; the
-      other clusters reach the API server at the server node's IP on port 6443, which k3s puts in
-      its serving certificate (pkg/cli/server/server.go adds the node IPs to the SANs), as the
-      test's `--api-server-address https://<control-plane node IP>:6443` does
+    - k3d's kubeconfig server is https://0.0.0.0:<host port> (`endpoint` here), which only the
+      host reaches; the other clusters reach the API server at the server node's IP on port 6443,
+      which k3s puts in its serving certificate (pkg/cli/server/server.go adds the node IPs to the
+      SANs), as the test's `--api-server-address https://<control-plane node IP>:6443` does
       (test/integration/multicluster/install_test.go);
     - the kubeconfig authenticates with its own credentials (a client certificate in k3d; a
-      bearer token here), no exec plugin.
+      bearer token here), no exec plugin. The fake speaks plain HTTP: no CA.
     """
     cluster = FakeCluster(
         name=short,
         short=short,
-        endpoint=f"https://0.0.0.0:{host_port}",
-        cluster_id=f"k3d-{short}",
-        ca_pem=pem(self_signed_ca(f"k3s-server-ca@{short}", days=3650)),
+        endpoint=endpoint,
+        cluster_id=cluster_id,
+        ca_pem="",
         gateway_ip=node_ip,
         network_api_servers={f"https://{node_ip}:6443"},
-        admin_token=f"k3d-admin-token-{short}",
+        admin_token=admin_token,
     )
     if k3s_gateway_api:
         cluster.objects.update({(fake_crds.CRD, "", name): obj for name, obj in fake_crds.k3s_gateway_crds().items()})
@@ -625,7 +621,7 @@ def local_kubeconfig(cluster: FakeCluster) -> str:
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": f"k3d-{cluster.short}", "cluster": {"server": cluster.endpoint, "certificate-authority-data": base64.b64encode(cluster.ca_pem.encode()).decode()}}],
+            "clusters": [{"name": f"k3d-{cluster.short}", "cluster": {"server": cluster.endpoint}}],
             "users": [{"name": f"admin@k3d-{cluster.short}", "user": {"token": cluster.admin_token}}],
             "contexts": [{"name": f"k3d-{cluster.short}", "context": {"cluster": f"k3d-{cluster.short}", "user": f"admin@k3d-{cluster.short}"}}],
             "current-context": f"k3d-{cluster.short}",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -20,19 +21,20 @@ from components.multicluster import Multicluster, MulticlusterArgs
 from components.names import EXPORTED_LABEL
 from tests import fake_crds
 from tests.fake_cloud import FakeCloud
-from tests.fake_kubernetes import FakeCluster, k3d_cluster, local_kubeconfig
+from tests.fake_kubernetes import FakeCluster, local_kubeconfig
 from tests.harness import PROJECT, run, run_main, stack_config, unwrap
 from tests.program import lone_cluster, releases
 
-# The server node of the k3d cluster `east` on the shared docker network, and its API's host port.
+# The server node of the k3d cluster `east` on the shared docker network.
 EAST_NODE_IP = "172.18.0.3"
-EAST_HOST_PORT = 6550
 INSTALL_ALL = {"installGatewayAPI": True, "enableHttpRoutes": True, "enableTlsRoutes": True, "enableTcpRoutes": True}
 LINK = "kubernetes:multicluster.linkerd.io/v1alpha3:Link"
 
 
-def with_k3d_east(fakes: FakeCloud, **options) -> FakeCluster:
-    return fakes.kubernetes.add_local_cluster(k3d_cluster("east", EAST_NODE_IP, EAST_HOST_PORT, **options))
+@contextmanager
+def k3d_east(fakes: FakeCloud, **options) -> Iterator[FakeCluster]:
+    with fakes.kubernetes.kubeconfig_cluster("east", "k3d-admin-token-east", k3d_node_ip=EAST_NODE_IP, **options) as east:
+        yield east
 
 
 def local_linkerd(name: str, kubeconfig: str, linking_sources: list[str], gateway_api: Optional[dict] = None) -> Multicluster:
@@ -72,30 +74,33 @@ def local_linkerd(name: str, kubeconfig: str, linking_sources: list[str], gatewa
 
 def test_a_k3d_cluster_gets_the_gateway_api_from_linkerd_crds_and_keeps_it():
     fakes = FakeCloud()
-    east = with_k3d_east(fakes)
-    first = run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local")
+    with k3d_east(fakes) as east:
+        first, again = run_twice(fakes, east)
     assert first.outputs["gatewayApi"] == INSTALL_ALL
     owners = {name: obj["metadata"]["annotations"]["meta.helm.sh/release-name"] for (kind, _, name), obj in east.objects.items() if kind == fake_crds.CRD and fake_crds.GATEWAY_GROUP in name}
     assert owners == {fake_crds.crd_name(p): "linkerd-crds" for p in ("httproutes", "grpcroutes", "tlsroutes", "tcproutes")}
     # servicelb: the gateway's LoadBalancer address is the node's address on the docker network.
     assert first.outputs["gateway"] == EAST_NODE_IP
     # Next run: the CRDs are ours now, so linkerd-crds keeps rendering them and nothing changes.
-    again = run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local", prior=first)
     assert again.outputs["gatewayApi"] == INSTALL_ALL
     assert releases(again)[("east", "linkerd-crds")].step == "same"
 
 
+def run_twice(fakes: FakeCloud, east: FakeCluster):
+    first = run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local")
+    return first, run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local", prior=first)
+
+
 def test_a_k3d_cluster_without_the_gateway_api_cannot_start_linkerd_unless_linkerd_crds_installs_it():
     fakes = FakeCloud()
-    east = with_k3d_east(fakes)
-    with pytest.raises(Exception, match=r"cannot watch httproutes.gateway.networking.k8s.io, grpcroutes.gateway.networking.k8s.io at v1"):
+    with k3d_east(fakes) as east, pytest.raises(Exception, match=r"cannot watch httproutes.gateway.networking.k8s.io, grpcroutes.gateway.networking.k8s.io at v1"):
         run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"], gateway_api=DOKS_MANAGED_VALUES), stack="local")
 
 
 def test_k3s_with_its_own_gateway_api_chart_keeps_them():
     fakes = FakeCloud()
-    east = with_k3d_east(fakes, k3s_gateway_api=True)
-    result = run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local")
+    with k3d_east(fakes, k3s_gateway_api=True) as east:
+        result = run(fakes, lambda: local_linkerd("east", local_kubeconfig(east), ["west"]), stack="local")
     assert result.outputs["gatewayApi"] == DOKS_MANAGED_VALUES
     httproutes = east.objects[(fake_crds.CRD, "", fake_crds.crd_name("httproutes"))]
     assert httproutes["metadata"]["annotations"]["meta.helm.sh/release-name"] == "gateway-api-crd"
@@ -151,20 +156,20 @@ def west_links_to_k3d_east(fakes: FakeCloud, east: FakeCluster, api_server_addre
 
 def test_a_link_with_k3ds_host_only_kubeconfig_server_mirrors_nothing():
     fakes = FakeCloud()
-    east = with_k3d_east(fakes)
-    west_links_to_k3d_east(fakes, east, None)
-    west = fakes.kubernetes.cluster_named("west")
-    assert fakes.kubernetes.mirrors_in(west) == {}, "west's service mirror cannot reach https://0.0.0.0:6550: that is west's own host"
+    with k3d_east(fakes) as east:
+        west_links_to_k3d_east(fakes, east, None)
+        west = fakes.kubernetes.cluster_named("west")
+        assert fakes.kubernetes.mirrors_in(west) == {}, "west's service mirror cannot reach east's kubeconfig server on 0.0.0.0: that is west's own host"
 
 
 def test_a_link_through_the_api_server_address_on_the_shared_network_mirrors_the_export():
     fakes = FakeCloud()
-    east = with_k3d_east(fakes)
-    west_links_to_k3d_east(fakes, east, f"https://{EAST_NODE_IP}:6443")
-    west = fakes.kubernetes.cluster_named("west")
-    written = west.credentials_secret("cluster-credentials-east")
-    assert f"server: https://{EAST_NODE_IP}:6443" in written
-    assert fakes.kubernetes.mirrors_in(west) == {("emojivoto", "web-svc-east"): [EAST_NODE_IP]}
+    with k3d_east(fakes) as east:
+        west_links_to_k3d_east(fakes, east, f"https://{EAST_NODE_IP}:6443")
+        west = fakes.kubernetes.cluster_named("west")
+        written = west.credentials_secret("cluster-credentials-east")
+        assert f"server: https://{EAST_NODE_IP}:6443" in written
+        assert fakes.kubernetes.mirrors_in(west) == {("emojivoto", "web-svc-east"): [EAST_NODE_IP]}
 
 
 def seed_with(**east_settings) -> dict[str, str]:
