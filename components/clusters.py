@@ -22,16 +22,14 @@ from components.config import AdoptedClusterSpec, AnyClusterSpec, ClusterSpec, K
 from components.given_clusters import GivenCluster
 from components.names import LINKERD_NAMESPACE, MULTICLUSTER_NAMESPACE, VIZ_NAMESPACE
 
-CREATED, EXISTING, KUBECONFIG = "created", "existingCluster", "kubeconfig"
+# Where a given cluster comes from, as the `clusters` output says: an existing DOKS cluster
+# (DigitalOcean's rules, prices and network apply, but it is not the program's), or any cluster in
+# a kubeconfig (none of DigitalOcean's rules apply). A created cluster has no `source` there.
+EXISTING, KUBECONFIG = "existingCluster", "kubeconfig"
 
 
 @dataclass(frozen=True)
 class MeshCluster:
-    name: str
-    # CREATED: a DOKS cluster the program owns (and deletes with the stack); EXISTING: a DOKS cluster
-    # it was given (DigitalOcean's rules, prices and network apply, but it is not the program's);
-    # KUBECONFIG: any cluster, none of DigitalOcean's rules apply.
-    source: str
     # Deploys into the cluster; its identity follows the cluster (a DOKS id, or kube-system's uid).
     provider: kubernetes.Provider
     # How the live reads and `verify` reach it, holding no credential: DigitalOcean's exec form, or
@@ -96,13 +94,13 @@ def build_cluster(spec: AnyClusterSpec, version: str, version_prefix: Optional[s
     if isinstance(spec, ClusterSpec):
         doks = DoksCluster(name, DoksClusterArgs(spec=spec, version=version, version_prefix=version_prefix))
         summary = {"id": doks.cluster_id, "region": doks.region, "version": doks.version, "endpoint": doks.endpoint}
-        return MeshCluster(name, CREATED, doks.provider, doks.kubeconfig, doks.endpoint, doks.ca_certificate, summary)
+        return MeshCluster(doks.provider, doks.kubeconfig, doks.endpoint, doks.ca_certificate, summary)
     assert given is not None, f"cluster {name} was not looked up"
     if isinstance(spec, AdoptedClusterSpec):
         adopted = ExistingDoksCluster(name, given)
         live = given.doks
         summary = {"id": given.identity, "region": live.region, "version": live.version, "endpoint": given.endpoint, "source": EXISTING}
-        return MeshCluster(name, EXISTING, adopted.provider, adopted.kubeconfig, given.endpoint, given.ca_certificate, summary, adopted.namespaces)
+        return MeshCluster(adopted.provider, adopted.kubeconfig, given.endpoint, given.ca_certificate, summary, adopted.namespaces)
     cluster = KubeconfigCluster(name, spec, given)
     summary = {"id": given.identity, "endpoint": given.endpoint, "source": KUBECONFIG, "kubeconfig": spec.kubeconfig, "context": spec.context}
-    return MeshCluster(name, KUBECONFIG, cluster.provider, cluster.kubeconfig, given.endpoint, given.ca_certificate, summary, cluster.namespaces)
+    return MeshCluster(cluster.provider, cluster.kubeconfig, given.endpoint, given.ca_certificate, summary, cluster.namespaces)
