@@ -13,7 +13,7 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 
 from components.cluster import doks_name
-from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, MeshConfig
+from components.config import MIN_KUBERNETES_MINOR, SYSTEM_POOL_SIZE, AdoptedClusterSpec, MeshConfig
 from components.doctl import DoctlError, LiveCluster, cluster_ca, find_clusters
 from components.kube_client import CredentialPluginError, exec_credential_token
 from components.kubeconfigs import doctl_exec, exec_kubeconfig
@@ -128,20 +128,30 @@ def _reach(live: Mapping[str, Optional[LiveCluster]]) -> tuple[dict[str, str], d
     return kubeconfigs, refused
 
 
-def plan_clusters(config: MeshConfig, namespace: str) -> dict[str, ClusterPlan]:
-    """Per cluster the program creates, the version slug to register (an offered one for a new cluster, the running one
-    otherwise) and, for a running cluster, its kubeconfig. One lookup of every cluster by its DOKS
-    name (doctl, which sees the whole account with only kubernetes:read), then the versions, only if
-    a cluster is new. Only for the clusters the program creates: without any, no DigitalOcean call."""
-    if not config.created_clusters():
-        return {}
+def find_doks_clusters(config: MeshConfig) -> dict[str, Optional[LiveCluster]]:
+    """Config cluster name -> the DOKS cluster it is now, None where there is none yet: the clusters
+    the program creates by their DOKS names, the adopted ones by the name or id the config gives.
+    One doctl lookup for them all (it sees the whole account with only kubernetes:read); none
+    without a DOKS cluster in the config."""
     stack = pulumi.get_stack()
-    names = {name: doks_name(stack, name) for name in config.created_clusters()}
+    keys = {name: doks_name(stack, name) for name in config.created_clusters()}
+    keys.update({name: spec.existing_cluster for name, spec in config.clusters.items() if isinstance(spec, AdoptedClusterSpec)})
+    if not keys:
+        return {}
     try:
-        found = find_clusters(names.values())
+        found = find_clusters(keys.values())
     except DoctlError as error:
         raise pulumi.RunError(f"looking up the account's DOKS clusters failed: {error}") from None
-    live = {name: found[doks] for name, doks in names.items()}
+    return {name: found[key] for name, key in keys.items()}
+
+
+def plan_clusters(config: MeshConfig, namespace: str, doks: Mapping[str, Optional[LiveCluster]]) -> dict[str, ClusterPlan]:
+    """Per cluster the program creates, the version slug to register (an offered one for a new
+    cluster, the running one otherwise) and, for a running cluster, its kubeconfig; `doks`: what
+    `find_doks_clusters` found. The versions are looked up only if a cluster is new."""
+    live = {name: doks[name] for name in config.created_clusters()}
+    if not live:
+        return {}
     kubeconfigs, refused = _reach(live)
     if refused and not pulumi.runtime.is_dry_run():
         raise pulumi.RunError("this token gets no credentials for the running clusters, so nothing was changed:\n" + "\n".join(f"  - {why}" for why in refused.values()))

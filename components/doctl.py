@@ -147,11 +147,6 @@ def find_clusters(names_or_ids: Iterable[str]) -> dict[str, Optional[LiveCluster
     return {key: found[key] for key in wanted}
 
 
-def find_cluster(name_or_id: str) -> Optional[LiveCluster]:
-    """The DOKS cluster with this name or id, or None; see `find_clusters`."""
-    return find_clusters([name_or_id])[name_or_id]
-
-
 def exec_credential_cluster(command: list[str]) -> Optional[str]:
     """The cluster id of a `doctl kubernetes cluster kubeconfig exec-credential ... <id>` command, else None."""
     if os.path.basename(command[0]) != "doctl" or "exec-credential" not in command:

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from components.cluster import doks_name
 from components.config import AdoptedClusterSpec, KubeconfigClusterSpec, MeshConfig
 from components.config import Problems  # reported exactly as config errors are
-from components.doctl import DoctlError, LiveCluster, cluster_ca, find_cluster
+from components.doctl import DoctlError, LiveCluster, cluster_ca
 from components.kube_client import KubeconfigError
 from components.kubeconfigs import exec_kubeconfig, kubeconfig_reference
 from components.live_read import REQUEST_TIMEOUT, look_client
@@ -44,13 +44,9 @@ class GivenClusterProblem(Exception):
     """The message says what is wrong with the cluster and what to do."""
 
 
-def _adopted(spec: AdoptedClusterSpec) -> GivenCluster:
-    """By DOKS name or id, through doctl (the whole account, paged); the CA, which the lookup leaves
-    out, from the cluster's kubeconfig (kubernetes:access_cluster)."""
-    try:
-        found = find_cluster(spec.existing_cluster)
-    except DoctlError as error:
-        raise GivenClusterProblem(f"looking it up failed: {error}") from None
+def _adopted(spec: AdoptedClusterSpec, found: Optional[LiveCluster]) -> GivenCluster:
+    """`found`: the cluster by its DOKS name or id (cluster_plan.find_doks_clusters); the CA, which
+    that lookup leaves out, from the cluster's kubeconfig (kubernetes:access_cluster)."""
     if found is None:
         raise GivenClusterProblem(
             f"DigitalOcean has no Kubernetes cluster named {spec.existing_cluster!r} in this account "
@@ -88,9 +84,9 @@ def _kubeconfig_identity(spec: KubeconfigClusterSpec) -> str:
     return namespace.metadata.uid
 
 
-def _given(spec: AdoptedClusterSpec | KubeconfigClusterSpec) -> GivenCluster:
+def _given(spec: AdoptedClusterSpec | KubeconfigClusterSpec, found: Optional[LiveCluster]) -> GivenCluster:
     if isinstance(spec, AdoptedClusterSpec):
-        return _adopted(spec)
+        return _adopted(spec, found)
     kubeconfig = kubeconfig_reference(spec.kubeconfig, spec.context)
     return GivenCluster(identity=_kubeconfig_identity(spec), kubeconfig=kubeconfig, endpoint=spec.server, ca_certificate=spec.ca_certificate)
 
@@ -117,14 +113,15 @@ def _listed_twice(config: MeshConfig, given: Mapping[str, GivenCluster], problem
         seen.update({mark: name for mark in marks})
 
 
-def plan_given_clusters(config: MeshConfig, namespace: str) -> dict[str, GivenCluster]:
-    """Every adopted and kubeconfig cluster, looked up; one RunError with every problem otherwise."""
+def plan_given_clusters(config: MeshConfig, namespace: str, doks: Mapping[str, Optional[LiveCluster]]) -> dict[str, GivenCluster]:
+    """Every adopted and kubeconfig cluster, looked up (`doks`: the DOKS clusters
+    cluster_plan.find_doks_clusters found); one RunError with every problem otherwise."""
     problems = Problems(namespace)
     given: dict[str, GivenCluster] = {}
     for name, spec in config.clusters.items():
         if isinstance(spec, (AdoptedClusterSpec, KubeconfigClusterSpec)):
             try:
-                given[name] = _given(spec)
+                given[name] = _given(spec, doks.get(name))
             except GivenClusterProblem as problem:
                 problems.add(f"clusters.{name}.{_key(spec)}", str(problem))
     _listed_twice(config, given, problems)

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components.cluster_plan import plan_clusters
+from components.cluster_plan import find_doks_clusters, plan_clusters
 from components.clusters import MeshCluster, build_cluster
 from components.config import ClusterReach, MeshConfig
 from components.demo import BACKENDS, DEMO_NAMESPACE, WEB_SERVICE, Demo, DemoArgs
@@ -174,8 +174,9 @@ def _build_links(config: MeshConfig, parts: dict[str, _ClusterParts], workloads:
 def build_mesh(config: MeshConfig) -> MeshOutputs:
     # Looked up before anything is registered: a retired version or a change that would replace a
     # cluster creates nothing.
-    plans = plan_clusters(config, pulumi.get_project())
-    given = plan_given_clusters(config, pulumi.get_project())
+    doks = find_doks_clusters(config)
+    plans = plan_clusters(config, pulumi.get_project(), doks)
+    given = plan_given_clusters(config, pulumi.get_project(), doks)
     # Read from the running clusters now, so that a preview shows what `up` installs; a DOKS cluster
     # about to be created (no kubeconfig yet) gets DOKS' own.
     kubeconfigs = {**{name: plan.kubeconfig for name, plan in plans.items()}, **{name: cluster.kubeconfig for name, cluster in given.items()}}

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 import components.linkerd
-from components.cluster_plan import plan_clusters
+from components.cluster_plan import find_doks_clusters
 from components.config import load_config
 import components.gateway_api
 from tests.fake_account import PREVIEW_TOKEN
@@ -44,7 +44,7 @@ def test_a_failed_lookup_is_not_taken_for_an_absent_cluster(monkeypatch):
     monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", "dop_v1_revoked_token")
     # The lookup alone: the whole program would stop earlier, at the sizes the cost reads.
     with pytest.raises(pulumi.RunError, match=r"looking up the account's DOKS clusters failed: `doctl kubernetes cluster list --output=json --context=default` failed \(exit 1: Error: GET .*/v2/kubernetes/clusters\?page=1&per_page=200: 401 .* Unable to authenticate you\)") as raised:
-        run(fakes, lambda: plan_clusters(load_config(), PROJECT), stack_config("west-east"), stack="west-east")
+        run(fakes, lambda: find_doks_clusters(load_config()), stack_config("west-east"), stack="west-east")
     assert "dop_v1_revoked_token" not in str(raised.value)
     assert fakes.registered == []
 

@@ -159,14 +159,13 @@ def test_a_running_cluster_beyond_the_first_pages_is_found():
     assert "/v2/kubernetes/clusters?page=2&per_page=200" in fakes.digitalocean.api_requests
 
 
-def test_find_cluster_reads_an_id_directly_and_a_name_from_the_list():
+def test_find_clusters_reads_an_id_directly_and_a_name_from_the_list():
     fakes = FakeCloud()
     west = existing(fakes, "west")
     with fakes.serving():
-        by_id = doctl.find_cluster(west.id)
-        assert doctl.find_cluster(west.name) == by_id
-        assert doctl.find_cluster("6a1f0c9e-0000-4000-8000-00000000dead") is None
-        assert doctl.find_cluster("no-such-cluster") is None
+        by_id = doctl.find_clusters([west.id])[west.id]
+        missing_id, missing_name = "6a1f0c9e-0000-4000-8000-00000000dead", "no-such-cluster"
+        assert doctl.find_clusters([west.name, missing_id, missing_name]) == {west.name: by_id, missing_id: None, missing_name: None}
     assert (by_id.id, by_id.region, by_id.version, by_id.cluster_subnet, by_id.system_pool_size, by_id.ha) == (west.id, "sfo3", "1.33.5-do.0", "172.20.0.0/16", "s-2vcpu-4gb", False)
     assert [pool.name for pool in by_id.node_pools] == ["west-east-west-pool"]
     assert fakes.digitalocean.api_requests[0] == f"/v2/kubernetes/clusters/{west.id}"

@@ -65,6 +65,11 @@ def mixed(tmp_path_factory):
         yield fakes, result, kubeconfig
 
 
+def test_one_listing_of_the_account_finds_the_created_and_the_adopted_cluster(mixed):
+    fakes, _, _ = mixed
+    assert [path for path in fakes.digitalocean.api_requests if path.startswith("/v2/kubernetes/clusters?")] == ["/v2/kubernetes/clusters?page=1&per_page=200"]
+
+
 def test_only_the_created_cluster_is_a_digitalocean_resource(mixed):
     _, result, _ = mixed
     assert [r.inputs["name"] for r in result.monitor.of_type(CLUSTER)] == ["west-east-west"]
